@@ -1,0 +1,59 @@
+"""Hook specifications: the whole contract between ganframe and its plugins.
+
+Every hook follows the callback style of simonw/llm: the plugin receives a ``register``
+function and calls it once per component. ``register(name, factory, config=Model, summary=...)``
+where ``factory`` is a callable or a lazy ``"package.module:attr"`` string, so the host can list
+and validate components without importing any torch code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+PROJECT = "ganframe"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[..., Any]
+
+
+@hookspec
+def register_generators(register: Register) -> None:
+    """Register generator networks: ``factory(config, ctx) -> torch.nn.Module``."""
+
+
+@hookspec
+def register_critics(register: Register) -> None:
+    """Register critic (discriminator) networks: ``factory(config, ctx) -> torch.nn.Module``."""
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register training objectives: ``factory(config, ctx) -> Objective``."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets: ``factory(config, ctx) -> Dataset``."""
+
+
+@hookspec
+def register_metrics(register: Register) -> None:
+    """Register metrics: ``factory(config, ctx) -> Metric``."""
+
+
+@hookspec
+def register_recipes(register: Register) -> None:
+    """Register shipped recipes: ``register(name, path, summary=...)`` with a path to a TOML
+    file (a ``pathlib.Path`` or an ``importlib.resources`` traversable)."""
+
+
+@hookspec
+def register_sample_writers(register: Register) -> None:
+    """Register sample file formats: ``register(data_kind, suffix, writer, summary=...)`` where
+    ``writer(samples, path, info)`` writes a batch of generated samples for a data kind
+    (``"image"``, ``"points"``, ``"text"``, ...) to a file with that suffix."""
