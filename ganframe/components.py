@@ -48,6 +48,11 @@ class BuildContext:
     seed: int = 0
     recipe_dir: Path | None = None
     data_root: Path | None = None
+    #: The recipe's validated ``[data]`` config, so a metric or objective can open another
+    #: split of the same data (e.g. ``config.model_copy(update={"split": "test"})``).
+    data_config: Any = None
+    #: The dataset factory for ``data_config`` (call ``build_data(config)`` for another split).
+    build_data: Any = None
 
 
 @runtime_checkable

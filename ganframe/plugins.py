@@ -19,7 +19,7 @@ from typing import Any
 import pluggy
 
 from ganframe import hookspecs
-from ganframe.registry import KINDS, Registry, RecipeSpec, WriterSpec, make_register
+from ganframe.registry import KINDS, RecipeSpec, Registry, WriterSpec, make_register
 
 ENTRY_POINT_GROUP = "ganframe"
 DISABLE_AUTOLOAD_ENV = "GANFRAME_DISABLE_PLUGIN_AUTOLOAD"

@@ -1,0 +1,307 @@
+"""The Python API: what the CLI does, callable from a notebook.
+
+    >>> from ganframe.api import load_recipe, train, load_checkpoint, sample
+    >>> result = train(load_recipe("gaussian-ring", overrides=["train.steps=200"]), out="runs/x")
+    >>> points = sample(result.checkpoint, 1000)
+
+This is the layer that joins the plugin host (registry), recipes, the training loop and the
+checkpoint file; none of those know about each other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ganframe.errors import UserError
+from ganframe.recipe import ResolvedRecipe
+from ganframe.registry import Registry
+
+if TYPE_CHECKING:  # torch stays out of import time
+    import torch
+    from torch import nn
+
+    from ganframe.training import Progress, TrainResult
+
+DATA_ENV = "GANFRAME_DATA"
+
+
+def get_registry(disabled: Sequence[str] | None = None) -> Registry:
+    from ganframe.plugins import get_host
+
+    return get_host(list(disabled) if disabled else None).registry
+
+
+def data_root() -> Path | None:
+    """The one data setting: ``$GANFRAME_DATA``, a folder holding ``mnist/``, ``poems/``..."""
+    value = os.environ.get(DATA_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def load_recipe(
+    ref: str | Path,
+    overrides: Sequence[str] | None = None,
+    *,
+    registry: Registry | None = None,
+) -> ResolvedRecipe:
+    """Load and validate a recipe file or registered recipe name; raise UserError if bad."""
+    from ganframe.recipe import load_recipe as _load
+
+    return _load(ref, registry or get_registry(), list(overrides or []))
+
+
+def _ensure_resolved(recipe: ResolvedRecipe | str | Path, overrides: Sequence[str] | None):
+    if isinstance(recipe, ResolvedRecipe):
+        if overrides:
+            raise ValueError("pass overrides to load_recipe() when giving a loaded recipe")
+        return recipe
+    return load_recipe(recipe, overrides)
+
+
+def check_requirements(resolved: ResolvedRecipe) -> None:
+    """``[ganframe] requires = ["pkg>=1.0"]``: fail before training if a need is not met."""
+    from ganframe.requirements import check
+
+    check(resolved.recipe.ganframe.requires, resolved.source)
+
+
+def train(
+    recipe: ResolvedRecipe | str | Path,
+    *,
+    out: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str | None = None,
+    max_steps: int | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended."""
+
+    from ganframe import runfolder, tomlwrite
+    from ganframe.checkpoint import CheckpointDir, read_checkpoint
+    from ganframe.device import seed_everything, select_device, set_deterministic
+    from ganframe.training import Trainer
+
+    resolved = _ensure_resolved(recipe, overrides)
+    check_requirements(resolved)
+    if device is not None:
+        resolved.recipe.device = device
+    if max_steps is not None and max_steps <= 0:
+        raise UserError(f"--max-steps must be a positive number of steps, not {max_steps}.")
+    rec = resolved.recipe
+    dev = select_device(rec.device)
+    out_dir = Path(out) if out is not None else Path("runs") / rec.name
+    runfolder.prepare(out_dir, resume=resume, force=force)
+
+    registry = get_registry()
+    seed_everything(rec.seed)
+    set_deterministic(rec.deterministic)
+    log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE)
+    trainer = Trainer(
+        resolved, device=dev, out=out_dir, meta={}, writer=None, log=log,
+        progress=progress, data_root=data_root(),
+    )
+    info = trainer.ctx.data_info
+    writer_spec = registry.default_writer(trainer.dataset.kind)
+    if writer_spec is not None:
+
+        def write(samples: torch.Tensor, stem: Path) -> Path:
+            path = stem.with_suffix(writer_spec.suffix)
+            writer_spec.write(samples, path, info)
+            return path
+
+        trainer.writer = write
+    trainer.meta = checkpoint_meta(resolved, trainer.dataset.kind, info)
+
+    if resume:
+        latest = CheckpointDir(out_dir / runfolder.CHECKPOINTS).latest()
+        if latest is not None:
+            ckpt = read_checkpoint(latest)
+            _check_same_run(ckpt.meta, trainer.meta, latest)
+            trainer.restore(ckpt)
+            log.truncate_after(trainer.state.step)
+            trainer.progress.on_message(f"resuming from {latest} at step {trainer.state.step}")
+        else:
+            log.truncate_after(0)
+            trainer.progress.on_message(f"no checkpoint in {out_dir}; starting from step 0")
+    runfolder.write_atomic(
+        out_dir / runfolder.RECIPE_FILE, tomlwrite.dumps(resolved.to_dict()).encode()
+    )
+    return trainer.run(max_steps=max_steps)
+
+
+def checkpoint_meta(resolved: ResolvedRecipe, data_kind: str, info: dict[str, Any]) -> dict:
+    """What a checkpoint must carry to be used without the recipe or the data."""
+    from ganframe import __version__
+
+    components = {
+        place: {"type": spec.name, "plugin": spec.plugin, "version": spec.version}
+        for place, (spec, _cfg) in resolved.components.items()
+    }
+    gen_spec, gen_config = resolved.component("generator")
+    return {
+        "ganframe": __version__,
+        "recipe": resolved.to_dict(),
+        "data_kind": data_kind,
+        "data_info": info,
+        "components": components,
+        "plugins": {c["plugin"]: c["version"] for c in components.values()},
+        "generator": {
+            "type": gen_spec.qualified_name,
+            "config": gen_config.model_dump(mode="json"),
+        },
+    }
+
+
+def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
+    """Resuming with other networks or data would silently train something else."""
+    for key in ("data", "generator", "critic"):
+        a = old.get("recipe", {}).get(key)
+        b = new["recipe"].get(key)
+        if a != b:
+            raise UserError(
+                f"{path}: cannot resume: the recipe's [{key}] differs from the run's "
+                f"(checkpoint has {a}, recipe has {b}). Resume with the run's own recipe "
+                f"(its recipe.toml), or start a new run with --out."
+            )
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A generator rebuilt from a checkpoint alone, with what is needed to use it."""
+
+    path: Path
+    generator: nn.Module
+    step: int
+    data_kind: str
+    info: dict[str, Any]
+    recipe: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoint:
+    """Rebuild the generator (EMA weights when the run kept an EMA) in eval mode."""
+    from ganframe.checkpoint import read_checkpoint, restore_module
+    from ganframe.components import BuildContext
+    from ganframe.device import select_device
+
+    path = Path(path)
+    if path.is_dir():
+        from ganframe.checkpoint import CheckpointDir
+
+        found = CheckpointDir(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        latest = found.latest()
+        if latest is None:
+            raise UserError(f"{path}: no checkpoint found in this folder.")
+        path = latest
+    ckpt = read_checkpoint(path)
+    meta = ckpt.meta
+    try:
+        gen = meta["generator"]
+        info = meta["data_info"]
+        kind = meta["data_kind"]
+    except KeyError as exc:
+        raise UserError(f"{path}: checkpoint metadata lacks {exc}; not a ganframe run.") from None
+    registry = get_registry()
+    try:
+        spec = registry.get("generator", gen["type"])
+    except UserError:
+        plugin = gen["type"].partition(":")[0]
+        version = meta.get("plugins", {}).get(plugin, "?")
+        raise UserError(
+            f"{path}: this checkpoint's generator {gen['type']!r} comes from plugin {plugin} "
+            f"(version {version}), which is not installed or failed to load; install it "
+            "(see 'ganframe list-plugins')."
+        ) from None
+    config = spec.config_model().model_validate(gen["config"])
+    dev = select_device(device)
+    model = spec.build(config, BuildContext(data_info=info, device=dev)).to(dev)
+    prefix = "ema" if any(k.startswith("ema.") for k in ckpt.tensors) else "generator"
+    restore_module(ckpt, prefix, model)
+    model.eval()
+    return LoadedCheckpoint(
+        path, model, int(meta.get("run", {}).get("step", 0)), kind, info,
+        meta.get("recipe", {}), meta,
+    )
+
+
+def sample(
+    checkpoint: LoadedCheckpoint | str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    **options: Any,
+) -> torch.Tensor:
+    """Draw ``n`` samples in the data's format; the same seed gives the same samples."""
+    import torch
+
+    ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+    if n <= 0:
+        raise UserError(f"-n must be a positive number of samples, not {n}.")
+    device = next(iter(ckpt.generator.parameters()), torch.empty(0)).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    options = {k: v for k, v in options.items() if v is not None}
+    with torch.no_grad():
+        x = ckpt.generator.generate(n, device=device, rng=rng, **options)
+    return x.cpu()
+
+
+def write_samples(samples: torch.Tensor, path: str | Path, checkpoint: LoadedCheckpoint) -> Path:
+    """Write samples in the format the file suffix names (``.png``, ``.npy``, ``.txt``...)."""
+    path = Path(path)
+    spec = get_registry().writer(checkpoint.data_kind, path.suffix)
+    try:
+        spec.write(samples, path, checkpoint.info)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write samples ({exc.strerror}).") from None
+    return path
+
+
+def evaluate(
+    checkpoint: LoadedCheckpoint | str | Path,
+    metrics: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate metrics on a checkpoint: the recipe's ``[[metrics]]`` or the types named."""
+    import torch
+
+    from ganframe.components import BuildContext, EvalContext
+
+    ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+    registry = get_registry()
+    tables = ckpt.recipe.get("metrics", [])
+    if metrics:
+        tables = [{"type": m} for m in metrics]
+    if not tables:
+        raise UserError(
+            f"{ckpt.path}: the run's recipe has no [[metrics]]; name one with --metric "
+            f"(available: {', '.join(registry.names('metric')) or 'none'})."
+        )
+    device = next(iter(ckpt.generator.parameters()), torch.empty(0)).device
+    results = {}
+    for table in tables:
+        options = {k: v for k, v in table.items() if k not in ("type", "every")}
+        spec = registry.get("metric", table["type"])
+        config = spec.config_model().model_validate(options)
+        ctx = BuildContext(data_info=ckpt.info, device=device, seed=seed, data_root=data_root())
+        data_table = ckpt.recipe.get("data")
+        if data_table:
+            try:
+                dspec = registry.get("dataset", data_table["type"])
+                ctx.build_data = lambda c, s=dspec, x=ctx: s.build(c, x)
+                ctx.data_config = dspec.config_model().model_validate(
+                    {k: v for k, v in data_table.items() if k != "type"}
+                )
+            except UserError:
+                pass
+        metric = spec.build(config, ctx)
+        with torch.no_grad():
+            results[table["type"]] = metric.evaluate(
+                ckpt.generator, None, EvalContext(device, seed, ckpt.info)
+            )
+    return results

@@ -1,0 +1,197 @@
+"""The standard adversarial objectives for latent generators.
+
+All six share one base class: the critic step scores a detached fake batch and the real
+batch, the generator step scores a differentiable fake batch, and each objective only
+says how those scores become a loss. The optional R1 penalty (Mescheder et al., 2018) lives in
+the base class so it can be combined with any of them through ``r1_gamma``.
+
+The core calls ``factory(config, ctx)``; here the factories are the classes themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganframe.components import StepContext, StepOutput
+
+__all__ = [
+    "AdversarialObjective",
+    "Hinge",
+    "LeastSquares",
+    "Minimax",
+    "NonSaturating",
+    "WassersteinClipped",
+    "WassersteinGP",
+]
+
+
+def _scores(ctx: StepContext, x: Tensor) -> Tensor:
+    """Critic outputs as a float vector: critics may answer (N,) or (N, 1), in bf16 or fp32."""
+    assert ctx.critic is not None, "adversarial objectives need a critic"
+    return ctx.critic(x).reshape(-1).float()
+
+
+def _input_grad_norms(scores: Tensor, x: Tensor) -> Tensor:
+    """Per-sample squared L2 norm of d(sum scores)/dx, kept in the graph so the penalty trains
+    the critic. Scores of different samples do not interact, so the summed gradient's row i
+    is exactly the gradient of sample i's own score."""
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.flatten(1).float().pow(2).sum(dim=1)
+
+
+class AdversarialObjective:
+    """Shared skeleton; subclasses implement :meth:`critic_terms` and :meth:`generator_term`.
+
+    The fake batch for the critic step is generated under ``torch.no_grad`` so the critic
+    update can never leak gradient into the generator.
+    """
+
+    trains_critic = True
+    trains_generator = True
+
+    def __init__(self, config: Any, ctx: Any = None) -> None:
+        self.config = config
+        self.r1_gamma = float(getattr(config, "r1_gamma", 0.0))
+
+    # -- what differs between objectives ----------------------------------------------------
+    def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_penalty(
+        self, ctx: StepContext, real: Tensor, fake: Tensor
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """A further critic regulariser (the WGAN-GP gradient penalty); none by default."""
+        return None, {}
+
+    # -- the two steps ------------------------------------------------------------------------
+    def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
+        with torch.no_grad():
+            fake = ctx.fake(real.shape[0])
+        fake = fake.detach()
+        if self.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+        d_real = _scores(ctx, real)
+        d_fake = _scores(ctx, fake)
+        loss = self.critic_terms(d_real, d_fake)
+        logs: dict[str, Tensor | float] = {
+            "d_real": d_real.detach().mean(),
+            "d_fake": d_fake.detach().mean(),
+        }
+        penalty, penalty_logs = self.extra_penalty(ctx, real.detach(), fake)
+        if penalty is not None:
+            loss = loss + penalty
+        logs.update(penalty_logs)
+        if self.r1_gamma > 0:
+            r1 = _input_grad_norms(d_real, real).mean()
+            loss = loss + 0.5 * self.r1_gamma * r1
+            logs["r1"] = r1.detach()
+        logs["d_loss"] = loss.detach()
+        return StepOutput(loss, logs)
+
+    def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
+        d_fake = _scores(ctx, ctx.fake(real.shape[0]))
+        loss = self.generator_term(d_fake)
+        return StepOutput(loss, {"g_loss": loss.detach()})
+
+
+class NonSaturating(AdversarialObjective):
+    """Goodfellow et al.'s practical variant: the generator maximises log D(G(z))."""
+
+    def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        return F.softplus(-d_fake).mean()
+
+
+class Minimax(NonSaturating):
+    """The original saturating game: the generator minimises log(1 - sigmoid(D(G(z)))),
+    which equals -softplus(D(G(z)))."""
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        return -F.softplus(d_fake).mean()
+
+
+class _Wasserstein(AdversarialObjective):
+    """The critic estimates E[D(real)] - E[D(fake)]; logged as ``wasserstein``."""
+
+    def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return d_fake.mean() - d_real.mean()
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        return -d_fake.mean()
+
+    def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
+        out = super().critic_loss(ctx, real)
+        logs = dict(out.logs)
+        logs["wasserstein"] = logs["d_real"] - logs["d_fake"]
+        return StepOutput(out.loss, logs)
+
+
+class WassersteinClipped(_Wasserstein):
+    """WGAN with weight clipping (Arjovsky et al., 2017).
+
+    Clipping must happen after the critic's optimizer step, which the core performs, so this
+    objective offers ``after_critic_step(ctx)``: the core calls it (when an objective has it)
+    right after every critic optimizer step.
+    """
+
+    def __init__(self, config: Any, ctx: Any = None) -> None:
+        super().__init__(config, ctx)
+        self.clip = float(getattr(config, "clip", 0.01))
+
+    @torch.no_grad()
+    def after_critic_step(self, ctx: StepContext) -> None:
+        assert ctx.critic is not None
+        for p in ctx.critic.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+class WassersteinGP(_Wasserstein):
+    """WGAN-GP (Gulrajani et al., 2017): penalise each interpolate's gradient norm away from 1.
+
+    The norm is taken per sample, as the 1-Lipschitz constraint is about each point; a norm of
+    the whole batch's gradient would grow with the batch size.
+    """
+
+    def __init__(self, config: Any, ctx: Any = None) -> None:
+        super().__init__(config, ctx)
+        self.gp_lambda = float(getattr(config, "gp_lambda", 10.0))
+
+    def extra_penalty(
+        self, ctx: StepContext, real: Tensor, fake: Tensor
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
+        mixed = (alpha * real + (1 - alpha) * fake.to(real.dtype)).requires_grad_(True)
+        # a tiny epsilon keeps the sqrt differentiable when a gradient is exactly zero
+        norms = (_input_grad_norms(_scores(ctx, mixed), mixed) + 1e-12).sqrt()
+        gp = (norms - 1).pow(2).mean()
+        return self.gp_lambda * gp, {"gp": gp.detach(), "grad_norm": norms.detach().mean()}
+
+
+class Hinge(AdversarialObjective):
+    """Hinge loss (Lim & Ye 2017; used by SAGAN/BigGAN): the critic only cares about margins."""
+
+    def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        return -d_fake.mean()
+
+
+class LeastSquares(AdversarialObjective):
+    """LSGAN (Mao et al., 2017) with targets real=1, fake=0 and generator target 1."""
+
+    def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return 0.5 * (d_real - 1).pow(2).mean() + 0.5 * d_fake.pow(2).mean()
+
+    def generator_term(self, d_fake: Tensor) -> Tensor:
+        return 0.5 * (d_fake - 1).pow(2).mean()

@@ -1,0 +1,210 @@
+"""The core's sample writers for image and 2-D point data.
+
+Every writer has the signature ``writer(samples, path, info)`` and writes atomically: the
+file appears complete or not at all, so a run killed mid-write never leaves a truncated PNG
+that looks like a real sample. numpy, PIL and torch are imported inside the functions so
+that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ganframe.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from torch import Tensor
+
+__all__ = [
+    "atomic_write",
+    "image_grid",
+    "write_image_npy",
+    "write_image_png",
+    "write_points_csv",
+    "write_points_npy",
+    "write_points_png",
+]
+
+GRID_PADDING = 2
+PLOT_SIZE = 512
+PLOT_MARGIN = 16
+POINT_RADIUS = 2
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Create the parent folder, write to a hidden temporary file beside ``path`` (same file
+    system, so the rename is atomic), then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _as_array(samples: Tensor | Any) -> np.ndarray:
+    """float32 numpy array on the CPU, whatever device/dtype/grad state the tensor is in."""
+    import numpy as np
+
+    if hasattr(samples, "detach"):
+        samples = samples.detach().float().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(samples, dtype=np.float32))
+
+
+def _npy(array: np.ndarray, path: Path) -> None:
+    import numpy as np
+
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+# -- images -------------------------------------------------------------------------------
+def _images(samples: Tensor | Any, path: Path) -> np.ndarray:
+    x = _as_array(samples)
+    if x.ndim == 3:  # N×H×W: single-channel images without the channel axis
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[0] == 0:
+        raise UserError(
+            f"cannot write images to {path}: expected a non-empty batch shaped N×C×H×W with "
+            f"1 or 3 channels, got shape {tuple(x.shape)}. Check the generator's output "
+            "shape, or choose a .npy file to save the raw array."
+        )
+    return x
+
+
+def image_grid(images: np.ndarray, padding: int = GRID_PADDING) -> np.ndarray:
+    """Tile N×C×H×W images in [-1, 1] into one H'×W'×C uint8 array, ceil(sqrt(N)) per row,
+    with ``padding`` black pixels around and between the tiles."""
+    import numpy as np
+
+    n, c, h, w = images.shape
+    ncol = math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    pixels = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grid = np.zeros(
+        (nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), dtype=np.uint8
+    )
+    for i in range(n):
+        top = padding + (i // ncol) * (h + padding)
+        left = padding + (i % ncol) * (w + padding)
+        grid[top : top + h, left : left + w] = pixels[i].transpose(1, 2, 0)
+    return grid
+
+
+def _png(image: Any, path: Path) -> None:
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
+
+
+def write_image_png(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
+    """One PNG grid of the batch, for looking at."""
+    from PIL import Image
+
+    grid = image_grid(_images(samples, path))
+    image = Image.fromarray(grid[:, :, 0], mode="L") if grid.shape[2] == 1 else (
+        Image.fromarray(grid, mode="RGB")
+    )
+    _png(image, path)
+
+
+def write_image_npy(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
+    """The raw float32 N×C×H×W batch in [-1, 1], for computing with."""
+    _npy(_images(samples, path), path)
+
+
+# -- points -------------------------------------------------------------------------------
+def _points(samples: Tensor | Any, path: Path) -> np.ndarray:
+    x = _as_array(samples)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise UserError(
+            f"cannot write points to {path}: expected an N×D array of coordinates, got shape "
+            f"{tuple(x.shape)}."
+        )
+    return x
+
+
+def _plot_range(info: dict[str, Any], xy: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """Axis limits: ``info["plot_range"]`` as ``[lo, hi]`` (both axes) or
+    ``[[xlo, xhi], [ylo, yhi]]``; otherwise the data's extent plus a 5% margin."""
+    import numpy as np
+
+    given = info.get("plot_range")
+    if given is not None:
+        if len(given) == 2 and all(isinstance(v, int | float) for v in given):
+            return ((float(given[0]), float(given[1])),) * 2
+        return tuple((float(lo), float(hi)) for lo, hi in given[:2])
+    out = []
+    for axis in range(2):
+        values = xy[:, axis][np.isfinite(xy[:, axis])]
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (-1.0, 1.0)
+        pad = 0.05 * (hi - lo) if hi > lo else 1.0
+        out.append((lo - pad, hi + pad))
+    return tuple(out)
+
+
+def points_plot(points: np.ndarray, info: dict[str, Any]) -> Any:
+    """A white PIL image with a frame, the zero axes when visible, and one dot per point
+    (the first two coordinates; 1-D data is drawn on the x axis)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    xy = points[:, :2] if points.shape[1] >= 2 else np.pad(points, ((0, 0), (0, 1)))
+    (x0, x1), (y0, y1) = _plot_range(info, xy)
+    span = PLOT_SIZE - 1 - 2 * PLOT_MARGIN
+
+    def px(x: float) -> float:
+        return PLOT_MARGIN + (x - x0) / (x1 - x0) * span
+
+    def py(y: float) -> float:
+        return PLOT_SIZE - 1 - PLOT_MARGIN - (y - y0) / (y1 - y0) * span
+
+    image = Image.new("RGB", (PLOT_SIZE, PLOT_SIZE), "white")
+    draw = ImageDraw.Draw(image)
+    lo, hi = PLOT_MARGIN, PLOT_SIZE - 1 - PLOT_MARGIN
+    draw.rectangle((lo, lo, hi, hi), outline=(160, 160, 160))
+    if x0 < 0 < x1:
+        draw.line((px(0.0), lo, px(0.0), hi), fill=(220, 220, 220))
+    if y0 < 0 < y1:
+        draw.line((lo, py(0.0), hi, py(0.0)), fill=(220, 220, 220))
+    r = POINT_RADIUS
+    for x, y in xy:
+        if x0 <= x <= x1 and y0 <= y <= y1:
+            cx, cy = px(float(x)), py(float(y))
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(31, 119, 180))
+    return image
+
+
+def write_points_png(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
+    """A scatter plot of the first two coordinates."""
+    _png(points_plot(_points(samples, path), info), path)
+
+
+def write_points_npy(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
+    """The raw float32 N×D array."""
+    _npy(_points(samples, path), path)
+
+
+def _column_names(d: int) -> list[str]:
+    return list("xyzw"[:d]) if d <= 4 else [f"x{i}" for i in range(d)]
+
+
+def write_points_csv(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
+    """Comma-separated coordinates with a header row (x,y,... ), for spreadsheets and pandas."""
+    points = _points(samples, path)
+    text = io.StringIO()
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(_column_names(points.shape[1]))
+    out.writerows([f"{v:.9g}" for v in row] for row in points.tolist())
+    atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))

@@ -1,0 +1,54 @@
+"""Device choice, seeding and determinism: the few global switches a run flips."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from ganframe.errors import UserError
+
+
+def select_device(spec: str) -> torch.device:
+    """Resolve ``auto|cpu|cuda|cuda:N|mps``; asking for hardware that is absent is a user error."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"device {spec!r} was asked for but this torch build sees no CUDA device; "
+                "use --device cpu or device = \"auto\"."
+            )
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(
+                f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s) present."
+            )
+        return torch.device(spec)
+    if spec == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise UserError("device 'mps' was asked for but is not available; use --device cpu.")
+    return torch.device(spec)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every RNG a run may touch: Python, NumPy, torch (CPU and all CUDA devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask torch for deterministic kernels; needed for bit-exact resume on GPUs."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False

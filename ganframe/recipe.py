@@ -1,0 +1,419 @@
+"""Recipes: TOML files validated by pydantic, with ``--set`` overrides.
+
+Validation has two stages. The recipe's own shape (run settings, optimisers, phases) is a
+pydantic model; each component table (``[data]``, ``[generator]``, ``[critic]``, losses,
+``[[metrics]]``) carries a ``type`` naming a registered component, and the rest of that table
+is validated against that component's config model from the plugin registry. Every error is
+reported with the file and the dotted key, as one :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ganframe.errors import UserError
+from ganframe.registry import ComponentSpec, Registry
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ComponentTable(BaseModel):
+    """A component choice: ``type`` plus that component's own options."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="Name of a registered component, or 'plugin:name'.")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class MetricTable(ComponentTable):
+    every: int = Field(
+        0, ge=0, description="Evaluate every N steps during training (0: only at the end)."
+    )
+
+
+class _OptimBase(BaseModel):
+    model_config = _STRICT
+    lr: float = Field(2e-4, gt=0, description="Learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty / decoupled decay (AdamW).")
+
+
+class AdamConfig(_OptimBase):
+    type: Literal["adam", "adamw"] = "adam"
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.5,
+        0.999,
+    )
+    eps: float = Field(1e-8, gt=0)
+
+
+class RMSpropConfig(_OptimBase):
+    type: Literal["rmsprop"]
+    alpha: float = Field(0.99, gt=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.0, ge=0)
+
+
+class SGDConfig(_OptimBase):
+    type: Literal["sgd"]
+    momentum: float = Field(0.0, ge=0)
+    nesterov: bool = False
+
+
+def _optim_tag(value: Any) -> str:
+    """Optimiser tables default to Adam when they leave out ``type``."""
+    kind = value.get("type", "adam") if isinstance(value, dict) else getattr(value, "type", "")
+    return "adam" if kind == "adamw" else kind
+
+
+OptimConfig = Annotated[
+    Annotated[AdamConfig, Tag("adam")]
+    | Annotated[RMSpropConfig, Tag("rmsprop")]
+    | Annotated[SGDConfig, Tag("sgd")],
+    Discriminator(
+        _optim_tag,
+        custom_error_type="optimizer_type",
+        custom_error_message="type must be one of adam, adamw, rmsprop, sgd",
+    ),
+]
+
+
+class OptimSection(BaseModel):
+    """One optimiser per network, so TTUR is just two learning rates."""
+
+    model_config = _STRICT
+    generator: OptimConfig = Field(default_factory=AdamConfig)
+    critic: OptimConfig = Field(default_factory=AdamConfig)
+
+
+class TrainConfig(BaseModel):
+    model_config = _STRICT
+    batch_size: int = Field(64, gt=0, description="Real samples per batch (per process).")
+    steps: int | None = Field(
+        None, gt=0, description="Generator steps of a single-phase recipe."
+    )
+    epochs: float | None = Field(
+        None, gt=0, description="Alternative to steps: passes over the data (single phase)."
+    )
+    n_critic: int = Field(1, gt=0, description="Critic updates per generator update.")
+    grad_clip: float = Field(0.0, ge=0, description="Clip gradient norm per network (0: off).")
+    ema: float = Field(
+        0.0, ge=0, lt=1, description="Decay of the generator EMA used for sampling (0: off)."
+    )
+    ema_start: int = Field(0, ge=0, description="Step from which the EMA starts averaging.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs losses in autocast.")
+    log_every: int = Field(50, gt=0, description="Log scalars every N steps.")
+    sample_every: int = Field(0, ge=0, description="Write samples every N steps (0: at end).")
+    sample_count: int = Field(64, gt=0, description="Samples per sample file.")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Checkpoint every N steps (0: only at the end)."
+    )
+    keep_last: int = Field(3, ge=0, description="Step checkpoints to keep (0: all).")
+
+
+class PhaseConfig(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, description="Shown in progress and logs.")
+    loss: ComponentTable = Field(description="The objective trained in this phase.")
+    steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    n_critic: int | None = Field(None, gt=0, description="Overrides train.n_critic.")
+    lr: dict[Literal["generator", "critic"], Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="Learning rates set when the phase starts."
+    )
+
+    @model_validator(mode="after")
+    def _one_length(self) -> PhaseConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' or 'epochs'")
+        return self
+
+
+class RequiresSection(BaseModel):
+    model_config = _STRICT
+    requires: list[str] = Field(
+        default_factory=list, description="Distributions this recipe needs, e.g. 'pkg>=0.1'."
+    )
+
+
+class Recipe(BaseModel):
+    """A whole run: data, networks, objective(s), optimisers and run settings."""
+
+    model_config = _STRICT
+    name: str = Field("", description="Run name; defaults to the file name.")
+    description: str = ""
+    seed: int = Field(0, ge=0, description="Seeds every RNG in use.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    deterministic: bool = Field(
+        False, description="Use deterministic algorithms (needed for bit-exact resume)."
+    )
+    ganframe: RequiresSection = Field(default_factory=RequiresSection)
+    data: ComponentTable
+    generator: ComponentTable
+    critic: ComponentTable | None = None
+    loss: ComponentTable | None = None
+    phases: list[PhaseConfig] = Field(default_factory=list)
+    optim: OptimSection = Field(default_factory=OptimSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    metrics: list[MetricTable] = Field(default_factory=list)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    @model_validator(mode="after")
+    def _phases_or_loss(self) -> Recipe:
+        if self.phases:
+            if self.loss is not None:
+                raise ValueError("give either [loss] or [[phases]], not both")
+            if self.train.steps is not None or self.train.epochs is not None:
+                raise ValueError("with [[phases]], set steps/epochs per phase, not in [train]")
+        else:
+            if self.train.steps is None and self.train.epochs is None:
+                raise ValueError("set train.steps or train.epochs (or use [[phases]])")
+            if self.train.steps is not None and self.train.epochs is not None:
+                raise ValueError("set only one of train.steps and train.epochs")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError("phase names must be unique")
+        return self
+
+    def phase_list(self) -> list[PhaseConfig]:
+        """The phases to run; a single-phase recipe becomes one phase named 'train'."""
+        if self.phases:
+            return list(self.phases)
+        return [
+            PhaseConfig(
+                name="train",
+                loss=self.loss or ComponentTable(type="non-saturating"),
+                steps=self.train.steps,
+                epochs=self.train.epochs,
+            )
+        ]
+
+
+@dataclass
+class ResolvedRecipe:
+    """A validated recipe plus each component's spec and validated config, keyed by the
+    dotted place it came from (``generator``, ``phases.1.loss``, ``metrics.0``)."""
+
+    recipe: Recipe
+    source: str
+    components: dict[str, tuple[ComponentSpec, BaseModel]] = field(default_factory=dict)
+    recipe_dir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    def component(self, place: str) -> tuple[ComponentSpec, BaseModel]:
+        return self.components[place]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (defaults filled in), as written to the run folder."""
+        doc = self.recipe.model_dump(mode="json", exclude_none=True)
+        for place, (_spec, config) in self.components.items():
+            target: Any = doc
+            parts = place.split(".")
+            for p in parts:
+                target = target[int(p)] if p.isdigit() else target[p]
+            target.update(config.model_dump(mode="json", exclude_none=True))
+        if not self.recipe.phases:
+            doc.pop("phases", None)
+        if not doc.get("metrics"):
+            doc.pop("metrics", None)
+        if not doc["ganframe"]["requires"]:
+            doc.pop("ganframe")
+        return doc
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS))
+
+
+_UNION_TAGS = {"adam", "adamw", "rmsprop", "sgd"}
+
+
+def _format_errors(source: str, problems: list[tuple[str, str]]) -> str:
+    if len(problems) == 1:
+        key, msg = problems[0]
+        return f"{source}: {key}: {msg}" if key else f"{source}: {msg}"
+    lines = [f"{source}: {len(problems)} problems:"]
+    lines += [f"  {key}: {msg}" if key else f"  {msg}" for key, msg in problems]
+    return "\n".join(lines)
+
+
+def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for e in err.errors():
+        key = _loc(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not a setting here; check the spelling)"
+        else:
+            msg = e["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+        out.append((".".join(p for p in (prefix, key) if p), msg))
+    return out
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{source}: not valid TOML: {exc}") from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.0.c=value`` -> (["a", "b", "0", "c"], value parsed as a TOML literal)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise UserError(f"--set {item!r}: expected dotted.key=value, e.g. --set train.steps=100")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as cpu or dcgan is taken as a string
+    return key.split("."), value
+
+
+def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        parts, value = parse_override(item)
+        target: Any = doc
+        for i, p in enumerate(parts[:-1]):
+            where = ".".join(parts[: i + 1])
+            if isinstance(target, list):
+                if not p.isdigit() or int(p) >= len(target):
+                    raise UserError(f"--set {item!r}: {where}: no such list item")
+                target = target[int(p)]
+            elif isinstance(target, dict):
+                nxt = target.get(p)
+                if nxt is None:
+                    nxt = target[p] = {}
+                elif not isinstance(nxt, dict | list):
+                    raise UserError(f"--set {item!r}: {where} is a value, not a table")
+                target = nxt
+        last = parts[-1]
+        if isinstance(target, list):
+            if not last.isdigit() or int(last) >= len(target):
+                raise UserError(f"--set {item!r}: no such list item")
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return doc
+
+
+def _component_places(recipe: Recipe) -> list[tuple[str, str, ComponentTable]]:
+    places: list[tuple[str, str, ComponentTable]] = [
+        ("data", "dataset", recipe.data),
+        ("generator", "generator", recipe.generator),
+    ]
+    if recipe.critic is not None:
+        places.append(("critic", "critic", recipe.critic))
+    if recipe.phases:
+        places += [(f"phases.{i}.loss", "loss", p.loss) for i, p in enumerate(recipe.phases)]
+    else:
+        places.append(("loss", "loss", recipe.loss or ComponentTable(type="non-saturating")))
+    places += [(f"metrics.{i}", "metric", m) for i, m in enumerate(recipe.metrics)]
+    return places
+
+
+def validate(
+    doc: dict[str, Any], source: str, registry: Registry, recipe_dir: Path | None = None
+) -> ResolvedRecipe:
+    """Validate a parsed recipe document against the core schema and the registry."""
+    try:
+        recipe = Recipe.model_validate(doc)
+    except ValidationError as err:
+        raise UserError(_format_errors(source, _pydantic_problems(err))) from None
+    if not recipe.name:
+        recipe.name = Path(source).stem if source.endswith(".toml") else source
+    problems: list[tuple[str, str]] = []
+    resolved = ResolvedRecipe(recipe, source, recipe_dir=recipe_dir)
+    for place, kind, table in _component_places(recipe):
+        try:
+            spec = registry.get(kind, table.type)
+        except UserError as exc:
+            problems.append((f"{place}.type", str(exc)))
+            continue
+        options = table.options()
+        if isinstance(table, MetricTable):
+            options.pop("every", None)
+        try:
+            model = spec.config_model()
+        except Exception as exc:  # a plugin's broken lazy config string
+            problems.append((place, f"plugin {spec.plugin} has a broken config model: {exc}"))
+            continue
+        try:
+            resolved.components[place] = (spec, model.model_validate(options))
+        except ValidationError as err:
+            problems += _pydantic_problems(err, place)
+    if problems:
+        raise UserError(_format_errors(source, problems))
+    return resolved
+
+
+def load_recipe_text(
+    text: str,
+    source: str,
+    registry: Registry,
+    overrides: list[str] | None = None,
+    recipe_dir: Path | None = None,
+) -> ResolvedRecipe:
+    doc = parse_toml(text, source)
+    if overrides:
+        doc = apply_overrides(doc, overrides)
+    return validate(doc, source, registry, recipe_dir)
+
+
+def load_recipe(
+    ref: str | Path, registry: Registry, overrides: list[str] | None = None
+) -> ResolvedRecipe:
+    """Load a recipe from a path or from the name of a recipe a plugin registered."""
+    path = Path(ref)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(
+                f"{path}: no such recipe file. Give a path to a .toml file or the name of a "
+                "registered recipe (see 'ganframe recipes')."
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+        return load_recipe_text(text, str(path), registry, overrides, path.parent.resolve())
+    spec = registry.recipe(str(ref))
+    if spec is None:
+        names = ", ".join(sorted(r.name for r in registry.recipes)) or "(none)"
+        raise UserError(
+            f"{ref!r} is neither a recipe file nor a registered recipe. Registered recipes: "
+            f"{names}."
+        )
+    return load_recipe_text(spec.read_text(), f"{spec.name} (from {spec.plugin})", registry,
+                            overrides)

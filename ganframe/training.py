@@ -1,0 +1,492 @@
+"""The adversarial training loop: phases of steps, each step n_critic critic updates and one
+generator update, with EMA, bf16 autocast, logging, samples, metrics and checkpoints.
+
+The loop knows the component contracts (:mod:`ganframe.components`) and the checkpoint
+file; it knows nothing about pluggy. Objectives decide *what* is computed; the loop owns
+*when*: zero_grad, backward, clipping, optimiser steps, and the data stream, so that resume
+is exact and every objective gets the same bookkeeping for free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ganframe.checkpoint import (
+    Checkpoint,
+    CheckpointDir,
+    module_tensors,
+    restore_module,
+    restore_optimizer,
+    restore_rng,
+)
+from ganframe.components import BuildContext, EvalContext, StepContext
+from ganframe.errors import UserError
+from ganframe.recipe import PhaseConfig, ResolvedRecipe
+from ganframe.runfolder import MetricsLog
+
+SAMPLE_SEED_OFFSET = 7919  # fixed noise for sample grids, distinct from the training stream
+
+
+# -- the data stream ---------------------------------------------------------------------
+
+
+class DataStream:
+    """Endless shuffled batches with an explicit (epoch, position) cursor.
+
+    Each epoch's order is a permutation drawn from ``(seed, epoch)`` alone, so resuming at a
+    cursor reproduces the same batches without replaying the run. ``rank``/``world`` take a
+    disjoint shard of each epoch for multi-process training.
+    """
+
+    def __init__(
+        self, dataset: Any, batch_size: int, seed: int, rank: int = 0, world: int = 1
+    ) -> None:
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+        self.position = 0
+        self._order: Tensor | None = None
+        n = len(dataset)
+        per_rank = n // world
+        if per_rank < batch_size:
+            raise UserError(
+                f"train.batch_size: {batch_size} is larger than the dataset ({n} items"
+                + (f", {per_rank} per process" if world > 1 else "")
+                + "); lower the batch size or use more data."
+            )
+        self.batches_per_epoch = per_rank // batch_size
+
+    def _epoch_order(self) -> Tensor:
+        if self._order is None:
+            rng = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            perm = torch.randperm(len(self.dataset), generator=rng)
+            per_rank = len(self.dataset) // self.world
+            self._order = perm[self.rank * per_rank : (self.rank + 1) * per_rank]
+        return self._order
+
+    def next(self) -> Tensor:
+        order = self._epoch_order()
+        start = self.position * self.batch_size
+        batch = self.dataset.get(order[start : start + self.batch_size])
+        self.position += 1
+        if self.position >= self.batches_per_epoch:
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        return batch
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+# -- optimisers and EMA -----------------------------------------------------------------
+
+
+def build_optimizer(config: Any, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    kind = config.type
+    if kind in ("adam", "adamw"):
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        return cls(
+            params,
+            lr=config.lr,
+            betas=tuple(config.betas),
+            eps=config.eps,
+            weight_decay=config.weight_decay,
+        )
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(
+            params,
+            lr=config.lr,
+            alpha=config.alpha,
+            eps=config.eps,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    return torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        weight_decay=config.weight_decay,
+    )
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
+# -- the trainer ------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Callbacks the loop reports to; the CLI shows them with rich, tests ignore them."""
+
+    on_phase: Callable[[str, int, int, int], None] = lambda name, idx, steps, done: None
+    on_step: Callable[[int, int], None] = lambda phase_step, step: None
+    on_log: Callable[[dict[str, Any]], None] = lambda row: None
+    on_message: Callable[[str], None] = lambda text: None
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    phase: int = 0
+    phase_step: int = 0
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    checkpoint: Path | None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Builds the networks of a resolved recipe and runs its phases."""
+
+    def __init__(
+        self,
+        resolved: ResolvedRecipe,
+        *,
+        device: torch.device,
+        out: Path,
+        meta: dict[str, Any],
+        writer: Callable[[Tensor, Path], None] | None,
+        log: MetricsLog,
+        progress: Progress | None = None,
+        data_root: Path | None = None,
+    ) -> None:
+        self.resolved = resolved
+        self.recipe = resolved.recipe
+        self.device = device
+        self.out = out
+        self.meta = meta
+        self.writer = writer
+        self.log = log
+        self.progress = progress or Progress()
+        self.state = RunState()
+        train = self.recipe.train
+
+        data_spec, data_config = resolved.component("data")
+
+        def build_data(config: Any) -> Any:
+            return data_spec.build(
+                config,
+                BuildContext(
+                    device=device,
+                    seed=self.recipe.seed,
+                    recipe_dir=resolved.recipe_dir,
+                    data_root=data_root,
+                ),
+            )
+
+        self.dataset = build_data(data_config)
+        self.ctx = BuildContext(
+            data_info=dict(self.dataset.info()),
+            device=device,
+            seed=self.recipe.seed,
+            recipe_dir=resolved.recipe_dir,
+            data_root=data_root,
+            data_config=data_config,
+            build_data=build_data,
+        )
+        self.stream = DataStream(self.dataset, train.batch_size, self.recipe.seed)
+        spec, config = resolved.component("generator")
+        self.generator: nn.Module = spec.build(config, self.ctx).to(device)
+        self.critic: nn.Module | None = None
+        if "critic" in resolved.components:
+            spec, config = resolved.component("critic")
+            self.critic = spec.build(config, self.ctx).to(device)
+        self.ema: nn.Module | None = None
+        if train.ema > 0:
+            self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        self.opt_g = build_optimizer(self.recipe.optim.generator, self.generator.parameters())
+        self.opt_c = (
+            build_optimizer(self.recipe.optim.critic, self.critic.parameters())
+            if self.critic is not None
+            else None
+        )
+        self.phases = self.recipe.phase_list()
+        self.metrics = [
+            (place, spec.build(config, self.ctx), self.recipe.metrics[int(place.split(".")[1])])
+            for place, (spec, config) in resolved.components.items()
+            if place.startswith("metrics.")
+        ]
+        self.objective: Any = None
+        self.phase_lengths: list[int] = []
+        self._sums: dict[str, Tensor] = {}
+        self._count = 0
+        self._objective_state: dict[str, Tensor] | None = None
+        self.resumed = False
+        self._phase_name = self.phases[0].name
+        self.ckpts = CheckpointDir(out / "checkpoints", keep_last=train.keep_last)
+
+    # -- phases -------------------------------------------------------------------------
+    def _loss_place(self, index: int) -> str:
+        return f"phases.{index}.loss" if self.recipe.phases else "loss"
+
+    def _build_objective(self, index: int) -> Any:
+        spec, config = self.resolved.component(self._loss_place(index))
+        objective = spec.build(config, self.ctx)
+        if objective.trains_critic and self.critic is None:
+            raise UserError(
+                f"{self.resolved.source}: critic: missing [critic] table; "
+                f"{self._loss_place(index)} ({spec.name}) trains a critic."
+            )
+        return objective
+
+    def _phase_length(self, phase: PhaseConfig, objective: Any) -> int:
+        if phase.steps is not None:
+            return phase.steps
+        n_critic = phase.n_critic or self.recipe.train.n_critic
+        per_step = n_critic if objective.trains_critic else 1
+        return max(1, math.ceil(phase.epochs * self.stream.batches_per_epoch / per_step))
+
+    def total_steps(self) -> int:
+        return sum(self.phase_lengths)
+
+    # -- resume -------------------------------------------------------------------------
+    def restore(self, ckpt: Checkpoint) -> None:
+        restore_module(ckpt, "generator", self.generator)
+        if self.critic is not None:
+            restore_module(ckpt, "critic", self.critic)
+        if self.ema is not None:
+            restore_module(ckpt, "ema", self.ema)
+        restore_optimizer(ckpt, "generator", self.opt_g)
+        if self.opt_c is not None:
+            restore_optimizer(ckpt, "critic", self.opt_c)
+        run = ckpt.meta.get("run", {})
+        self.state = RunState(int(run["step"]), int(run["phase"]), int(run["phase_step"]))
+        self.stream.load_state(run["stream"])
+        self._objective_state = module_tensors(ckpt, "objective")
+        restore_rng(ckpt)
+        self.resumed = True
+
+    # -- one step -----------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.recipe.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _update(self, opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.recipe.train.grad_clip)
+        opt.step()
+
+    def _accumulate(self, logs: Any) -> None:
+        for key, value in logs.items():
+            v = value.detach().float() if isinstance(value, Tensor) else torch.tensor(float(value))
+            v = v.to(self.device)
+            self._sums[key] = self._sums[key] + v if key in self._sums else v.clone()
+
+    def train_step(self, sctx: StepContext, n_critic: int) -> None:
+        obj = self.objective
+        real = None
+        if obj.trains_critic:
+            assert self.critic is not None and self.opt_c is not None
+            for _ in range(n_critic):
+                real = self.stream.next().to(self.device, non_blocking=True)
+                with self._autocast():
+                    out = obj.critic_loss(sctx, real)
+                self._update(self.opt_c, self.critic, out.loss)
+                if hasattr(obj, "after_critic_step"):
+                    obj.after_critic_step(sctx)
+                self._accumulate(out.logs)
+        if obj.trains_generator:
+            if real is None:
+                real = self.stream.next().to(self.device, non_blocking=True)
+            if self.critic is not None:
+                self.critic.requires_grad_(False)
+            try:
+                with self._autocast():
+                    out = obj.generator_loss(sctx, real)
+                self._update(self.opt_g, self.generator, out.loss)
+            finally:
+                if self.critic is not None:
+                    self.critic.requires_grad_(True)
+            self._accumulate(out.logs)
+            if self.ema is not None:
+                decay = (
+                    self.recipe.train.ema if self.state.step >= self.recipe.train.ema_start else 0.0
+                )
+                ema_update(self.ema, self.generator, decay)
+        self._count += 1
+
+    # -- periodic work ------------------------------------------------------------------
+    def sampling_generator(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.generator
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[nn.Module]:
+        """Eval mode and a forked RNG, so sampling never changes the training stream."""
+        gen = self.sampling_generator()
+        was_training = gen.training
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            gen.eval()
+            try:
+                yield gen
+            finally:
+                gen.train(was_training)
+
+    def flush_logs(self) -> dict[str, Any] | None:
+        if not self._count:
+            return None
+        values = {k: v.item() / self._count for k, v in self._sums.items()}
+        row = {"step": self.state.step, "phase": self._phase_name, "event": "train", **values}
+        self._sums, self._count = {}, 0
+        self.log.write(row)
+        self.progress.on_log(row)
+        return row
+
+    def write_samples(self) -> Path | None:
+        if self.writer is None:
+            return None
+        with self._evaluating() as gen:
+            rng = torch.Generator(device=self.device).manual_seed(
+                self.recipe.seed + SAMPLE_SEED_OFFSET
+            )
+            x = gen.generate(self.recipe.train.sample_count, device=self.device, rng=rng)
+        path = self.out / "samples" / f"step-{self.state.step:08d}"
+        return self.writer(x.detach().float().cpu() if x.is_floating_point() else x.cpu(), path)
+
+    def run_metrics(self, final: bool = False) -> None:
+        for _place, metric, table in self.metrics:
+            if not final and not (table.every and self.state.step % table.every == 0):
+                continue
+            with self._evaluating() as gen:
+                values = metric.evaluate(
+                    gen,
+                    self.dataset,
+                    EvalContext(self.device, self.recipe.seed, self.ctx.data_info),
+                )
+            row = {
+                "step": self.state.step,
+                "phase": self._phase_name,
+                "event": "metric",
+                "metric": table.type,
+                **values,
+            }
+            self.log.write(row)
+            self.progress.on_log(row)
+
+    def save(self) -> Path:
+        meta = dict(self.meta)
+        meta["run"] = {
+            "step": self.state.step,
+            "phase": self.state.phase,
+            "phase_step": self.state.phase_step,
+            "stream": self.stream.state(),
+        }
+        modules: dict[str, nn.Module] = {"generator": self.generator}
+        optimizers = {"generator": self.opt_g}
+        if self.critic is not None and self.opt_c is not None:
+            modules["critic"] = self.critic
+            optimizers["critic"] = self.opt_c
+        if self.ema is not None:
+            modules["ema"] = self.ema
+        extra: dict[str, Tensor] = {}
+        if self.objective is not None and hasattr(self.objective, "state_dict"):
+            extra = {f"objective.{k}": v for k, v in self.objective.state_dict().items()}
+        return self.ckpts.save(
+            self.state.step,
+            modules=modules,
+            optimizers=optimizers,
+            meta=meta,
+            extra_tensors=extra,
+        )
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self, max_steps: int | None = None) -> TrainResult:
+        train = self.recipe.train
+        # Objectives are built when their phase starts (one may copy the generator as it
+        # stands then); an epoch-sized phase is built once early just to learn its length.
+        self.phase_lengths = [
+            self._phase_length(p, self._build_objective(i) if p.epochs is not None else None)
+            for i, p in enumerate(self.phases)
+        ]
+        limit = self.total_steps() if max_steps is None else min(max_steps, self.total_steps())
+        ran_from = self.state.step
+        while self.state.phase < len(self.phases) and self.state.step < limit:
+            idx = self.state.phase
+            phase = self.phases[idx]
+            self.objective = self._build_objective(idx)
+            self._phase_name = phase.name
+            pending = self._objective_state
+            if pending and hasattr(self.objective, "load_state_dict"):
+                self.objective.load_state_dict(pending)
+            self._objective_state = None
+            if self.state.phase_step == 0:
+                self._enter_phase(phase)
+            steps = self.phase_lengths[idx]
+            n_critic = phase.n_critic or train.n_critic
+            self.progress.on_phase(phase.name, idx, steps, self.state.phase_step)
+            self.generator.train()
+            if self.critic is not None:
+                self.critic.train()
+            while self.state.phase == idx and self.state.step < limit:
+                sctx = StepContext(
+                    self.generator,
+                    self.critic,
+                    self.device,
+                    self.state.step,
+                    self.state.phase_step,
+                    steps,
+                )
+                self.train_step(sctx, n_critic)
+                self.state.step += 1
+                self.state.phase_step += 1
+                s = self.state.step
+                if s % train.log_every == 0:
+                    self.flush_logs()
+                self.progress.on_step(self.state.phase_step, s)
+                if self.state.phase_step >= steps:
+                    self.state.phase += 1
+                    self.state.phase_step = 0
+                if train.sample_every and s % train.sample_every == 0 and s < limit:
+                    self.write_samples()
+                if s < limit:
+                    self.run_metrics()
+                if train.checkpoint_every and s % train.checkpoint_every == 0 and s < limit:
+                    self.save()
+        stopped_early = self.state.phase < len(self.phases)
+        if ran_from == self.state.step and self.resumed:
+            self.progress.on_message(f"nothing to do: the run already reached step {ran_from}")
+            return TrainResult(
+                self.out, self.state.step, self.ckpts.latest(), self.log.rows, stopped_early
+            )
+        self.flush_logs()
+        self.write_samples()
+        self.run_metrics(final=True)
+        last_ckpt = self.save()
+        return TrainResult(self.out, self.state.step, last_ckpt, self.log.rows, stopped_early)
+
+    def _enter_phase(self, phase: PhaseConfig) -> None:
+        for net, lr in phase.lr.items():
+            opt = self.opt_g if net == "generator" else self.opt_c
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr
