@@ -95,7 +95,34 @@ def train(
     rec = resolved.recipe
     dev = select_device(rec.device)
     out_dir = Path(out) if out is not None else Path("runs") / rec.name
+    fresh = not runfolder.has_run(out_dir)
     runfolder.prepare(out_dir, resume=resume, force=force)
+    try:
+        return _train_in(resolved, out_dir, dev, resume=resume, max_steps=max_steps,
+                         progress=progress)
+    except UserError:
+        if fresh and not CheckpointDir(out_dir / runfolder.CHECKPOINTS).steps():
+            runfolder.discard(out_dir)
+        raise
+
+
+def _train_in(
+    resolved: ResolvedRecipe,
+    out_dir: Path,
+    dev: torch.device,
+    *,
+    resume: bool,
+    max_steps: int | None,
+    progress: Progress | None,
+) -> TrainResult:
+    import torch
+
+    from ganframe import runfolder, tomlwrite
+    from ganframe.checkpoint import CheckpointDir, read_checkpoint
+    from ganframe.device import seed_everything, set_deterministic
+    from ganframe.training import Trainer
+
+    rec = resolved.recipe
 
     registry = get_registry()
     seed_everything(rec.seed)

@@ -75,7 +75,8 @@ class PluginHost:
 
     @property
     def failures(self) -> list[PluginInfo]:
-        return [p for p in self.plugins if p.status.startswith("failed")]
+        """Plugins that wanted to load and could not (not those the user disabled)."""
+        return [p for p in self.plugins if p.status.startswith(("failed", "incompatible"))]
 
 
 def _disabled_names(extra: list[str] | None) -> set[str]:
@@ -110,21 +111,29 @@ def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = N
     infos: list[PluginInfo] = []
 
     for modname in DEFAULT_PLUGINS:
+        info = PluginInfo(modname, __version__, builtin=True, dist="ganframe")
+        infos.append(info)
         if modname in blocked:
+            info.status = "disabled"
             continue
-        module = importlib.import_module(modname)
-        pm.register(module, name=modname)
-        infos.append(PluginInfo(modname, __version__, builtin=True, dist="ganframe"))
+        pm.register(importlib.import_module(modname), name=modname)
 
     if autoload:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in seen:
-                continue
-            seen.add(ep.name)
             dist = getattr(ep, "dist", None)
             version = dist.version if dist is not None else "?"
-            info = PluginInfo(ep.name, version, dist=dist.name if dist is not None else "")
+            dist_name = dist.name if dist is not None else "?"
+            if ep.name in seen:
+                if seen[ep.name] != dist_name:
+                    infos.append(PluginInfo(
+                        ep.name, version, dist=dist_name,
+                        status=f"failed: plugin name {ep.name!r} is already taken by "
+                        f"distribution {seen[ep.name]}; not loaded from {dist_name}",
+                    ))
+                continue
+            seen[ep.name] = dist_name
+            info = PluginInfo(ep.name, version, dist=dist_name)
             infos.append(info)
             if ep.name in blocked:
                 info.status = "disabled"
@@ -140,7 +149,10 @@ def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = N
                 continue
             try:
                 pm.register(module, name=ep.name)
+                pm.check_pending()  # a misspelled hook name would otherwise be ignored
             except Exception as exc:
+                if pm.is_registered(module):
+                    pm.unregister(module)
                 info.status = f"failed: {type(exc).__name__}: {exc}"
 
     registry = Registry()

@@ -188,6 +188,8 @@ class Recipe(BaseModel):
             if self.train.steps is not None or self.train.epochs is not None:
                 raise ValueError("with [[phases]], set steps/epochs per phase, not in [train]")
         else:
+            if self.loss is None:
+                self.loss = ComponentTable(type="non-saturating")
             if self.train.steps is None and self.train.epochs is None:
                 raise ValueError("set train.steps or train.epochs (or use [[phases]])")
             if self.train.steps is not None and self.train.epochs is not None:
@@ -204,7 +206,7 @@ class Recipe(BaseModel):
         return [
             PhaseConfig(
                 name="train",
-                loss=self.loss or ComponentTable(type="non-saturating"),
+                loss=self.loss,
                 steps=self.train.steps,
                 epochs=self.train.epochs,
             )
@@ -337,7 +339,7 @@ def _component_places(recipe: Recipe) -> list[tuple[str, str, ComponentTable]]:
     if recipe.phases:
         places += [(f"phases.{i}.loss", "loss", p.loss) for i, p in enumerate(recipe.phases)]
     else:
-        places.append(("loss", "loss", recipe.loss or ComponentTable(type="non-saturating")))
+        places.append(("loss", "loss", recipe.loss))
     places += [(f"metrics.{i}", "metric", m) for i, m in enumerate(recipe.metrics)]
     return places
 

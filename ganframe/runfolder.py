@@ -7,6 +7,7 @@ already holds a run: the user says ``--resume`` or ``--force``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -67,6 +68,17 @@ def prepare(out: Path, *, resume: bool, force: bool) -> None:
             (out / name).unlink(missing_ok=True)
     (out / CHECKPOINTS).mkdir(exist_ok=True)
     (out / SAMPLES).mkdir(exist_ok=True)
+
+
+def discard(out: Path) -> None:
+    """Undo :func:`prepare` for a run that failed before it wrote its first checkpoint, so
+    the user can fix the recipe and run again into the same folder."""
+    for name in (RECIPE_FILE, METRICS_FILE):
+        (out / name).unlink(missing_ok=True)
+    for name in (CHECKPOINTS, SAMPLES):
+        shutil.rmtree(out / name, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only if empty: the folder may have held the user's own files
 
 
 class MetricsLog:
