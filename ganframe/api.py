@@ -81,10 +81,9 @@ def train(
 ) -> TrainResult:
     """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended."""
 
-    from ganframe import runfolder, tomlwrite
-    from ganframe.checkpoint import CheckpointDir, read_checkpoint
-    from ganframe.device import seed_everything, select_device, set_deterministic
-    from ganframe.training import Trainer
+    from ganframe import runfolder
+    from ganframe.checkpoint import CheckpointDir
+    from ganframe.device import select_device
 
     resolved = _ensure_resolved(recipe, overrides)
     check_requirements(resolved)
@@ -98,8 +97,9 @@ def train(
     fresh = not runfolder.has_run(out_dir)
     runfolder.prepare(out_dir, resume=resume, force=force)
     try:
-        return _train_in(resolved, out_dir, dev, resume=resume, max_steps=max_steps,
-                         progress=progress)
+        return _train_in(
+            resolved, out_dir, dev, resume=resume, max_steps=max_steps, progress=progress
+        )
     except UserError:
         if fresh and not CheckpointDir(out_dir / runfolder.CHECKPOINTS).steps():
             runfolder.discard(out_dir)
@@ -115,7 +115,6 @@ def _train_in(
     max_steps: int | None,
     progress: Progress | None,
 ) -> TrainResult:
-    import torch
 
     from ganframe import runfolder, tomlwrite
     from ganframe.checkpoint import CheckpointDir, read_checkpoint
@@ -129,8 +128,14 @@ def _train_in(
     set_deterministic(rec.deterministic)
     log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE)
     trainer = Trainer(
-        resolved, device=dev, out=out_dir, meta={}, writer=None, log=log,
-        progress=progress, data_root=data_root(),
+        resolved,
+        device=dev,
+        out=out_dir,
+        meta={},
+        writer=None,
+        log=log,
+        progress=progress,
+        data_root=data_root(),
     )
     info = trainer.ctx.data_info
     writer_spec = registry.default_writer(trainer.dataset.kind)
@@ -251,8 +256,13 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
     restore_module(ckpt, prefix, model)
     model.eval()
     return LoadedCheckpoint(
-        path, model, int(meta.get("run", {}).get("step", 0)), kind, info,
-        meta.get("recipe", {}), meta,
+        path,
+        model,
+        int(meta.get("run", {}).get("step", 0)),
+        kind,
+        info,
+        meta.get("recipe", {}),
+        meta,
     )
 
 

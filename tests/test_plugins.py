@@ -34,7 +34,7 @@ KIND_KEYS = {"generator", "critic", "loss", "dataset", "metric"}
 
 # -- the fake distributions ---------------------------------------------------------------
 
-_GOOD = '''
+_GOOD = """
 from pydantic import BaseModel, ConfigDict, Field
 
 from ganframe import hookimpl
@@ -49,9 +49,9 @@ class TinyConfig(BaseModel):
 def register_generators(register):
     # lazy: listing and validating must not import gft_good_impl (which imports torch)
     register("tinygen", "gft_good_impl:build", config=TinyConfig, summary="test generator")
-'''
+"""
 
-_GOOD_IMPL = '''
+_GOOD_IMPL = """
 import torch  # noqa: F401  (heavy on purpose: only building may import this module)
 
 from ganframe.builtin.toy import build_generator
@@ -60,13 +60,13 @@ from ganframe.builtin.toy_plugin import MLPConfig
 
 def build(config, ctx):
     return build_generator(MLPConfig(hidden=config.width, layers=1), ctx)
-'''
+"""
 
-_BROKEN = '''
+_BROKEN = """
 raise ImportError("gft_broken needs libmissing")
-'''
+"""
 
-_HOOKFAIL = '''
+_HOOKFAIL = """
 from ganframe import hookimpl
 
 
@@ -79,9 +79,9 @@ def register_generators(register):
 def register_metrics(register):
     register("halfmetric", "gft_good_impl:build")
     raise RuntimeError("metric hook exploded")
-'''
+"""
 
-_FUTURE = '''
+_FUTURE = """
 from ganframe import hookimpl
 
 GANFRAME_PLUGIN_API = 999
@@ -90,9 +90,9 @@ GANFRAME_PLUGIN_API = 999
 @hookimpl
 def register_generators(register):
     register("futuregen", "gft_good_impl:build")
-'''
+"""
 
-_CLASH = '''
+_CLASH = """
 from pydantic import BaseModel, ConfigDict
 
 from ganframe import hookimpl
@@ -106,16 +106,18 @@ class TwinConfig(BaseModel):
 @hookimpl
 def register_generators(register):
     register("twin", "gft_good_impl:build", config=TwinConfig)
-'''
+"""
 
-_TYPO = '''
+_TYPO = """
 from ganframe import hookimpl
 
 
 @hookimpl
 def register_generatorz(register):
     register("typogen", "gft_good_impl:build")
-'''
+"""
+
+_DUP = _FUTURE.replace("999", "1").replace("futuregen", "dupgen")
 
 # (distribution, version, entry-point name, module name, source)
 DISTS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -126,8 +128,20 @@ DISTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("gft-clash-a", "0.1.0", "gftclasha", "gft_clash_a_plugin", _CLASH.format(key="only_a")),
     ("gft-clash-b", "0.2.0", "gftclashb", "gft_clash_b_plugin", _CLASH.format(key="only_b")),
     ("gft-typo", "0.1.0", "gfttypo", "gft_typo_plugin", _TYPO),
-    ("gft-dup-a", "0.1.0", "gftdup", "gft_dup_a_plugin", _FUTURE.replace("999", "1").replace("futuregen", "dupgen")),
-    ("gft-dup-b", "0.1.0", "gftdup", "gft_dup_b_plugin", _FUTURE.replace("999", "1").replace("futuregen", "dupgen")),
+    (
+        "gft-dup-a",
+        "0.1.0",
+        "gftdup",
+        "gft_dup_a_plugin",
+        _FUTURE.replace("999", "1").replace("futuregen", "dupgen"),
+    ),
+    (
+        "gft-dup-b",
+        "0.1.0",
+        "gftdup",
+        "gft_dup_b_plugin",
+        _FUTURE.replace("999", "1").replace("futuregen", "dupgen"),
+    ),
 )
 FAKE_MODULES = [d[3] for d in DISTS] + ["gft_good_impl"]
 
@@ -138,9 +152,7 @@ def make_dist(root: Path, dist: str, version: str, ep_name: str, module: str, sr
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8"
     )
-    (info / "entry_points.txt").write_text(
-        f"[ganframe]\n{ep_name} = {module}\n", encoding="utf-8"
-    )
+    (info / "entry_points.txt").write_text(f"[ganframe]\n{ep_name} = {module}\n", encoding="utf-8")
     (root / f"{module}.py").write_text(textwrap.dedent(src), encoding="utf-8")
 
 
@@ -216,7 +228,10 @@ def cli_env(site: Path, **extra: str) -> dict[str, str]:
 def ganframe(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ganframe", *args],
-        capture_output=True, text=True, env=cli_env(site, **env), timeout=120,
+        capture_output=True,
+        text=True,
+        env=cli_env(site, **env),
+        timeout=120,
     )
 
 
@@ -249,12 +264,15 @@ print("PROBE " + json.dumps(result))
 @pytest.fixture(scope="module")
 def probe(site: Path) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE], capture_output=True, text=True,
-        env=cli_env(site), timeout=120,
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        env=cli_env(site),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE ")][-1]
-    result = json.loads(line[len("PROBE "):])
+    result = json.loads(line[len("PROBE ") :])
     result["stderr"] = proc.stderr
     return result
 
@@ -307,7 +325,11 @@ def test_third_party_plugin_listed_with_version_and_components(listing: list[dic
     assert good["status"] == "ok"
     assert good["hooks"] == ["register_generators"]
     assert good["components"] == {
-        "generator": ["tinygen"], "critic": [], "loss": [], "dataset": [], "metric": []
+        "generator": ["tinygen"],
+        "critic": [],
+        "loss": [],
+        "dataset": [],
+        "metric": [],
     }
 
 
@@ -385,8 +407,9 @@ def test_same_name_from_two_plugins_needs_qualification(on_path: Path, tmp_path)
     assert "gftclasha" in str(info.value) and "gftclashb" in str(info.value)
     assert "gftclasha:twin" in str(info.value)
 
-    a = load_recipe(write_recipe(tmp_path, 'type = "gftclasha:twin"\nonly_a = 2', "a"),
-                    host.registry)
+    a = load_recipe(
+        write_recipe(tmp_path, 'type = "gftclasha:twin"\nonly_a = 2', "a"), host.registry
+    )
     spec, config = a.component("generator")
     assert (spec.plugin, spec.version, config.only_a) == ("gftclasha", "0.1.0", 2)
     b = load_recipe(write_recipe(tmp_path, 'type = "gftclashb:twin"', "b"), host.registry)
@@ -394,8 +417,9 @@ def test_same_name_from_two_plugins_needs_qualification(on_path: Path, tmp_path)
     assert b.component("generator")[0].version == "0.2.0"
     # each qualified name gets that plugin's own config model
     with pytest.raises(UserError, match="only_a"):
-        load_recipe(write_recipe(tmp_path, 'type = "gftclashb:twin"\nonly_a = 2', "c"),
-                    host.registry)
+        load_recipe(
+            write_recipe(tmp_path, 'type = "gftclashb:twin"\nonly_a = 2', "c"), host.registry
+        )
 
 
 def test_autoload_can_be_switched_off(on_path: Path, monkeypatch) -> None:
@@ -431,9 +455,7 @@ def test_lazy_factory_is_imported_when_a_recipe_builds_it(on_path: Path, tmp_pat
 
     _forget_fake_modules()
     host, _ = build_host()
-    resolved = load_recipe(
-        write_recipe(tmp_path, 'type = "tinygen"\nwidth = 3'), host.registry
-    )
+    resolved = load_recipe(write_recipe(tmp_path, 'type = "tinygen"\nwidth = 3'), host.registry)
     assert "gft_good_impl" not in sys.modules  # validation reads only the config model
     spec, config = resolved.component("generator")
     gen = spec.build(config, BuildContext(data_info={"dim": 2}, device=torch.device("cpu")))
