@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Callable
@@ -69,7 +70,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             err.print(
                 f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in ganframe or "
                 "a plugin; run again with --debug for the traceback and report it.",
-                style="red", highlight=False, markup=False,
+                style="red",
+                highlight=False,
+                markup=False,
             )
             raise typer.Exit(1) from None
 
@@ -84,12 +87,15 @@ def _version_cb(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
-    = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
     disable_plugin: Annotated[
         list[str] | None,
         typer.Option(
-            "--disable-plugin", "-p", metavar="NAME",
+            "--disable-plugin",
+            "-p",
+            metavar="NAME",
             help="Do not load this plugin (repeatable; also GANFRAME_DISABLE_PLUGINS=a,b).",
         ),
     ] = None,
@@ -131,12 +137,30 @@ def run(
     from ganframe.progress import RichProgress
 
     resolved = api.load_recipe(recipe, set_)
+    from ganframe.training import Interrupted
+
     display = RichProgress(err, quiet=quiet)
     try:
         result = api.train(
-            resolved, out=out_dir, resume=resume, force=force, device=device,
-            max_steps=max_steps, progress=display.as_progress(),
+            resolved,
+            out=out_dir,
+            resume=resume,
+            force=force,
+            device=device,
+            max_steps=max_steps,
+            progress=display.as_progress(),
         )
+    except Interrupted as stop:
+        display.close()
+        folder = stop.checkpoint.parent.parent
+        sets = "".join(f" --set {shlex.quote(x)}" for x in set_ or [])
+        err.print(
+            f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}\n"
+            f"resume with: ganframe run {shlex.quote(recipe)}{sets} --out "
+            f"{shlex.quote(str(folder))} --resume",
+            highlight=False, markup=False,
+        )
+        raise typer.Exit(stop.exit_code) from None
     finally:
         display.close()
     how = "stopped at --max-steps" if result.stopped_early else "finished"
@@ -163,7 +187,8 @@ def validate(
     phases = resolved.recipe.phase_list()
     out.print(
         f"{resolved.source}: ok ({resolved.name}: {len(phases)} phase(s): "
-        + ", ".join(p.name for p in phases) + ")",
+        + ", ".join(p.name for p in phases)
+        + ")",
         highlight=False,
     )
 
@@ -242,7 +267,9 @@ def list_plugins(
         status = row["status"]
         style = "green" if status == "ok" else ("red" if status.startswith("failed") else "yellow")
         table.add_row(
-            row["name"], row["version"], f"[{style}]{status}[/]",
+            row["name"],
+            row["version"],
+            f"[{style}]{status}[/]",
             *(", ".join(row["components"][k]) for k in KINDS),
         )
     out.print(table)
@@ -267,6 +294,38 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for item in items:
         table.add_row(item["name"], item["plugin"], item["summary"])
     out.print(table)
+
+
+@app.command("new-plugin")
+@guarded
+def new_plugin(
+    name: Annotated[
+        str, typer.Argument(help="Plugin name, e.g. 'mygan' (distribution ganframe-mygan).")
+    ],
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to create the project (default ./ganframe-NAME)."),
+    ] = None,
+    kinds: Annotated[
+        str, typer.Option(help="Comma-separated kinds: generator,critic,loss,dataset,metric.")
+    ] = "generator,critic",
+) -> None:
+    """Write a ready-to-publish plugin project with working components and passing tests."""
+    from ganframe.scaffold import new_plugin as scaffold
+
+    path = scaffold(name, directory, [k.strip() for k in kinds.split(",") if k.strip()])
+    out.print(f"created plugin project {path}", highlight=False)
+    out.print(f"next: pip install -e {path} && pytest {path}", highlight=False)
+
+
+@app.command()
+@guarded
+def schema() -> None:
+    """Print the JSON Schema of recipes (core plus installed plugins), for editors."""
+    from ganframe.schema import recipe_schema
+
+    host = _host()
+    sys.stdout.write(json.dumps(recipe_schema(host.registry), indent=2) + "\n")
 
 
 def main() -> None:

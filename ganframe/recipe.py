@@ -125,6 +125,15 @@ class TrainConfig(BaseModel):
         0, ge=0, description="Checkpoint every N steps (0: only at the end)."
     )
     keep_last: int = Field(3, ge=0, description="Step checkpoints to keep (0: all).")
+    on_nonfinite: Literal["stop", "rollback"] = Field(
+        "stop",
+        description="When a loss or the weights stop being finite: stop (keep the last good "
+        "checkpoint), or roll back to it with lower learning rates and continue.",
+    )
+    rollback_lr_factor: float = Field(
+        0.5, gt=0, lt=1, description="Learning rates are multiplied by this at each rollback."
+    )
+    max_rollbacks: int = Field(3, ge=1, description="Give up after this many rollbacks.")
 
 
 class PhaseConfig(BaseModel):

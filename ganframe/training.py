@@ -36,6 +36,24 @@ from ganframe.runfolder import MetricsLog
 SAMPLE_SEED_OFFSET = 7919  # fixed noise for sample grids, distinct from the training stream
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; the current step finished and a checkpoint was written."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted by signal {signum} at step {step}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(what)
+        self.step, self.what = step, what
+
+
 # -- the data stream ---------------------------------------------------------------------
 
 
@@ -151,6 +169,7 @@ class RunState:
     step: int = 0
     phase: int = 0
     phase_step: int = 0
+    rollbacks: int = 0
 
 
 @dataclass
@@ -277,7 +296,10 @@ class Trainer:
         if self.opt_c is not None:
             restore_optimizer(ckpt, "critic", self.opt_c)
         run = ckpt.meta.get("run", {})
-        self.state = RunState(int(run["step"]), int(run["phase"]), int(run["phase_step"]))
+        self.state = RunState(
+            int(run["step"]), int(run["phase"]), int(run["phase_step"]),
+            int(run.get("rollbacks", 0)),
+        )
         self.stream.load_state(run["stream"])
         self._objective_state = module_tensors(ckpt, "objective")
         restore_rng(ckpt)
@@ -356,6 +378,10 @@ class Trainer:
         if not self._count:
             return None
         values = {k: v.item() / self._count for k, v in self._sums.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            self._sums, self._count = {}, 0
+            raise _Diverged(self.state.step, f"non-finite {', '.join(sorted(bad))}")
         row = {"step": self.state.step, "phase": self._phase_name, "event": "train", **values}
         self._sums, self._count = {}, 0
         self.log.write(row)
@@ -393,12 +419,20 @@ class Trainer:
             self.log.write(row)
             self.progress.on_log(row)
 
+    def weights_finite(self) -> bool:
+        nets = [n for n in (self.generator, self.critic, self.ema) if n is not None]
+        flags = [p.detach().isfinite().all() for n in nets for p in n.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
     def save(self) -> Path:
+        if not self.weights_finite():
+            raise _Diverged(self.state.step, "non-finite weights")
         meta = dict(self.meta)
         meta["run"] = {
             "step": self.state.step,
             "phase": self.state.phase,
             "phase_step": self.state.phase_step,
+            "rollbacks": self.state.rollbacks,
             "stream": self.stream.state(),
         }
         modules: dict[str, nn.Module] = {"generator": self.generator}
@@ -421,6 +455,76 @@ class Trainer:
 
     # -- the run ------------------------------------------------------------------------
     def run(self, max_steps: int | None = None) -> TrainResult:
+        """Run the phases; handles SIGINT/SIGTERM and divergence around :meth:`_run`."""
+        with self._signals():
+            while True:
+                try:
+                    return self._run(max_steps)
+                except _Diverged as exc:
+                    self._recover(exc)
+
+    def _recover(self, exc: _Diverged) -> None:
+        train = self.recipe.train
+        last = self.ckpts.latest()
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        if train.on_nonfinite == "stop" or last is None:
+            raise UserError(
+                f"training diverged at step {exc.step} ({exc.what}); {where}. Lower the "
+                'learning rates, add grad_clip, or set train.on_nonfinite = "rollback"'
+                + (" with train.checkpoint_every > 0" if last is None else "")
+                + "."
+            ) from None
+        if self.state.rollbacks >= train.max_rollbacks:
+            raise UserError(
+                f"training diverged at step {exc.step} ({exc.what}) again after "
+                f"{self.state.rollbacks} rollbacks (train.max_rollbacks); {where}."
+            ) from None
+        from ganframe.checkpoint import read_checkpoint
+
+        rollbacks = self.state.rollbacks + 1
+        self.restore(read_checkpoint(last))
+        self.state.rollbacks = rollbacks
+        for opt in (self.opt_g, self.opt_c):
+            for group in opt.param_groups if opt is not None else []:
+                group["lr"] *= train.rollback_lr_factor
+        self._sums, self._count = {}, 0
+        self.log.truncate_after(self.state.step)
+        self.progress.on_message(
+            f"diverged at step {exc.step} ({exc.what}); rolled back to {last} "
+            f"(step {self.state.step}) with learning rates x{train.rollback_lr_factor} "
+            f"(rollback {rollbacks} of {train.max_rollbacks})"
+        )
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """First SIGINT/SIGTERM: finish the step, checkpoint, stop. Second: stop at once
+        (checkpoint writes are atomic, so nothing on disk is ever half-written)."""
+        import signal
+        import threading
+
+        self._signal: int | None = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._signal is not None:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt
+            self._signal = signum
+            self.progress.on_message(
+                "stopping after this step and writing a checkpoint (press Ctrl-C again to "
+                "stop at once)"
+            )
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _run(self, max_steps: int | None = None) -> TrainResult:
         train = self.recipe.train
         # Objectives are built when their phase starts (one may copy the generator as it
         # stands then); an epoch-sized phase is built once early just to learn its length.
@@ -472,6 +576,9 @@ class Trainer:
                     self.run_metrics()
                 if train.checkpoint_every and s % train.checkpoint_every == 0 and s < limit:
                     self.save()
+                if self._signal is not None:
+                    self.flush_logs()
+                    raise Interrupted(self._signal, s, self.save())
         stopped_early = self.state.phase < len(self.phases)
         if ran_from == self.state.step and self.resumed:
             self.progress.on_message(f"nothing to do: the run already reached step {ran_from}")
