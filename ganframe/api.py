@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # torch stays out of import time
     import torch
     from torch import nn
 
+    from ganframe.distributed import DistInfo
     from ganframe.training import Progress, TrainResult
 
 DATA_ENV = "GANFRAME_DATA"
@@ -81,7 +82,7 @@ def train(
 ) -> TrainResult:
     """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended."""
 
-    from ganframe import runfolder
+    from ganframe import distributed, runfolder
     from ganframe.checkpoint import CheckpointDir
     from ganframe.device import select_device
 
@@ -94,16 +95,28 @@ def train(
     rec = resolved.recipe
     dev = select_device(rec.device)
     out_dir = Path(out) if out is not None else Path("runs") / rec.name
+    info = distributed.from_env()
     fresh = not runfolder.has_run(out_dir)
-    runfolder.prepare(out_dir, resume=resume, force=force)
+    if info.is_main:  # only rank 0 writes; the others wait for the folder
+        runfolder.prepare(out_dir, resume=resume, force=force)
+    dev = distributed.init(info, dev)
     try:
+        distributed.barrier(info)
         return _train_in(
-            resolved, out_dir, dev, resume=resume, max_steps=max_steps, progress=progress
+            resolved,
+            out_dir,
+            dev,
+            resume=resume,
+            max_steps=max_steps,
+            progress=progress if info.is_main else None,
+            dist_info=info,
         )
     except UserError:
-        if fresh and not CheckpointDir(out_dir / runfolder.CHECKPOINTS).steps():
+        if info.is_main and fresh and not CheckpointDir(out_dir / "checkpoints").steps():
             runfolder.discard(out_dir)
         raise
+    finally:
+        distributed.shutdown(info)
 
 
 def _train_in(
@@ -114,6 +127,7 @@ def _train_in(
     resume: bool,
     max_steps: int | None,
     progress: Progress | None,
+    dist_info: DistInfo,
 ) -> TrainResult:
 
     from ganframe import runfolder, tomlwrite
@@ -126,7 +140,7 @@ def _train_in(
     registry = get_registry()
     seed_everything(rec.seed)
     set_deterministic(rec.deterministic)
-    log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE)
+    log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE, enabled=dist_info.is_main)
     trainer = Trainer(
         resolved,
         device=dev,
@@ -136,7 +150,14 @@ def _train_in(
         log=log,
         progress=progress,
         data_root=data_root(),
+        dist_info=dist_info,
     )
+    if dist_info.enabled:
+        b = rec.train.batch_size
+        trainer.progress.on_message(
+            f"{dist_info.world} processes x batch {b} per process = global batch "
+            f"{dist_info.world * b}"
+        )
     info = trainer.ctx.data_info
     writer_spec = registry.default_writer(trainer.dataset.kind)
     if writer_spec is not None:
@@ -155,14 +176,16 @@ def _train_in(
             ckpt = read_checkpoint(latest)
             _check_same_run(ckpt.meta, trainer.meta, latest)
             trainer.restore(ckpt)
-            log.truncate_after(trainer.state.step)
+            if dist_info.is_main:
+                log.truncate_after(trainer.state.step)
             trainer.progress.on_message(f"resuming from {latest} at step {trainer.state.step}")
-        else:
+        elif dist_info.is_main:
             log.truncate_after(0)
             trainer.progress.on_message(f"no checkpoint in {out_dir}; starting from step 0")
-    runfolder.write_atomic(
-        out_dir / runfolder.RECIPE_FILE, tomlwrite.dumps(resolved.to_dict()).encode()
-    )
+    if dist_info.is_main:
+        runfolder.write_atomic(
+            out_dir / runfolder.RECIPE_FILE, tomlwrite.dumps(resolved.to_dict()).encode()
+        )
     return trainer.run(max_steps=max_steps)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import sys
 import warnings
@@ -130,8 +131,22 @@ def run(
         int | None, typer.Option(help="Stop after this many steps in total (smoke runs).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines, no live bar.")] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(help="Train in N processes (torch.distributed; gloo on CPU, nccl on GPU)."),
+    ] = 1,
 ) -> None:
     """Train a recipe; writes recipe.toml, metrics.jsonl, checkpoints/ and samples/."""
+    if nproc < 1:
+        raise UserError(f"--nproc must be at least 1, not {nproc}.")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from ganframe.distributed import launch
+
+        _host()  # validate the recipe once, here, before starting any worker
+        from ganframe import api
+
+        api.load_recipe(recipe, set_)
+        raise typer.Exit(launch(nproc, _without_nproc(sys.argv[1:])))
     _host()
     from ganframe import api
     from ganframe.progress import RichProgress
@@ -158,11 +173,14 @@ def run(
             f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}\n"
             f"resume with: ganframe run {shlex.quote(recipe)}{sets} --out "
             f"{shlex.quote(str(folder))} --resume",
-            highlight=False, markup=False,
+            highlight=False,
+            markup=False,
         )
         raise typer.Exit(stop.exit_code) from None
     finally:
         display.close()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     how = "stopped at --max-steps" if result.stopped_early else "finished"
     out.print(f"run {how} at step {result.step}; run folder: {result.out}", highlight=False)
     if result.checkpoint is not None:
@@ -171,6 +189,18 @@ def run(
             f"sample with: ganframe sample {result.checkpoint} -n 64 -o samples.png",
             highlight=False,
         )
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out_args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out_args.append(arg)
+    return out_args
 
 
 @app.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ganframe import distributed
 from ganframe.checkpoint import (
     Checkpoint,
     CheckpointDir,
@@ -29,6 +31,7 @@ from ganframe.checkpoint import (
     restore_rng,
 )
 from ganframe.components import BuildContext, EvalContext, StepContext
+from ganframe.distributed import DistInfo
 from ganframe.errors import UserError
 from ganframe.recipe import PhaseConfig, ResolvedRecipe
 from ganframe.runfolder import MetricsLog
@@ -195,7 +198,9 @@ class Trainer:
         log: MetricsLog,
         progress: Progress | None = None,
         data_root: Path | None = None,
+        dist_info: DistInfo | None = None,
     ) -> None:
+        self.dist = dist_info or DistInfo()
         self.resolved = resolved
         self.recipe = resolved.recipe
         self.device = device
@@ -230,13 +235,19 @@ class Trainer:
             data_config=data_config,
             build_data=build_data,
         )
-        self.stream = DataStream(self.dataset, train.batch_size, self.recipe.seed)
+        self.stream = DataStream(
+            self.dataset, train.batch_size, self.recipe.seed, self.dist.rank, self.dist.world
+        )
         spec, config = resolved.component("generator")
         self.generator: nn.Module = spec.build(config, self.ctx).to(device)
         self.critic: nn.Module | None = None
         if "critic" in resolved.components:
             spec, config = resolved.component("critic")
             self.critic = spec.build(config, self.ctx).to(device)
+        if self.dist.enabled:  # identical start on every rank, whatever each one drew
+            for net in (self.generator, self.critic):
+                if net is not None:
+                    distributed.broadcast_state(net)
         self.ema: nn.Module | None = None
         if train.ema > 0:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
@@ -258,6 +269,7 @@ class Trainer:
         self._count = 0
         self._objective_state: dict[str, Tensor] | None = None
         self.resumed = False
+        self._has_buffers: dict[int, bool] = {}
         self._phase_name = self.phases[0].name
         self.ckpts = CheckpointDir(out / "checkpoints", keep_last=train.keep_last)
 
@@ -297,7 +309,9 @@ class Trainer:
             restore_optimizer(ckpt, "critic", self.opt_c)
         run = ckpt.meta.get("run", {})
         self.state = RunState(
-            int(run["step"]), int(run["phase"]), int(run["phase_step"]),
+            int(run["step"]),
+            int(run["phase"]),
+            int(run["phase_step"]),
             int(run.get("rollbacks", 0)),
         )
         self.stream.load_state(run["stream"])
@@ -314,9 +328,13 @@ class Trainer:
     def _update(self, opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.dist.enabled:
+            distributed.average_gradients(net, self.dist.world)
         if self.recipe.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.recipe.train.grad_clip)
         opt.step()
+        if self.dist.enabled and self._has_buffers.setdefault(id(net), any(net.buffers())):
+            distributed.broadcast_state(net, buffers_only=True)
 
     def _accumulate(self, logs: Any) -> None:
         for key, value in logs.items():
@@ -378,6 +396,7 @@ class Trainer:
         if not self._count:
             return None
         values = {k: v.item() / self._count for k, v in self._sums.items()}
+        values = distributed.mean_scalars(values, self.dist.world)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             self._sums, self._count = {}, 0
@@ -389,7 +408,7 @@ class Trainer:
         return row
 
     def write_samples(self) -> Path | None:
-        if self.writer is None:
+        if self.writer is None or not self.dist.is_main:
             return None
         with self._evaluating() as gen:
             rng = torch.Generator(device=self.device).manual_seed(
@@ -400,6 +419,8 @@ class Trainer:
         return self.writer(x.detach().float().cpu() if x.is_floating_point() else x.cpu(), path)
 
     def run_metrics(self, final: bool = False) -> None:
+        if not self.dist.is_main:  # every rank holds the same networks
+            return
         for _place, metric, table in self.metrics:
             if not final and not (table.every and self.state.step % table.every == 0):
                 continue
@@ -427,6 +448,14 @@ class Trainer:
     def save(self) -> Path:
         if not self.weights_finite():
             raise _Diverged(self.state.step, "non-finite weights")
+        nets = [n for n in (self.generator, self.critic, self.ema) if n is not None]
+        digests = distributed.gather_digests(nets, self.dist.world)
+        if len(set(digests)) > 1:
+            raise RuntimeError(
+                f"ranks hold different networks at step {self.state.step}: {digests}"
+            )
+        if not self.dist.is_main:
+            return self.ckpts.folder / f"step-{self.state.step:08d}.safetensors"
         meta = dict(self.meta)
         meta["run"] = {
             "step": self.state.step,
@@ -434,6 +463,8 @@ class Trainer:
             "phase_step": self.state.phase_step,
             "rollbacks": self.state.rollbacks,
             "stream": self.stream.state(),
+            "world": self.dist.world,
+            "rank_digests": digests,
         }
         modules: dict[str, nn.Module] = {"generator": self.generator}
         optimizers = {"generator": self.opt_g}
@@ -495,11 +526,19 @@ class Trainer:
             f"(rollback {rollbacks} of {train.max_rollbacks})"
         )
 
+    def _stop_requested(self, step: int) -> bool:
+        """Whether to stop now; in a multi-process run all ranks agree, checked at logging
+        steps so that no step pays for an extra synchronisation."""
+        if not self.dist.enabled:
+            return self._signal is not None
+        if step % self.recipe.train.log_every:
+            return False
+        return distributed.any_rank(self._signal is not None, self.dist.world)
+
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
         """First SIGINT/SIGTERM: finish the step, checkpoint, stop. Second: stop at once
         (checkpoint writes are atomic, so nothing on disk is ever half-written)."""
-        import signal
         import threading
 
         self._signal: int | None = None
@@ -576,9 +615,9 @@ class Trainer:
                     self.run_metrics()
                 if train.checkpoint_every and s % train.checkpoint_every == 0 and s < limit:
                     self.save()
-                if self._signal is not None:
+                if self._stop_requested(s):
                     self.flush_logs()
-                    raise Interrupted(self._signal, s, self.save())
+                    raise Interrupted(self._signal or signal.SIGTERM, s, self.save())
         stopped_early = self.state.phase < len(self.phases)
         if ran_from == self.state.step and self.resumed:
             self.progress.on_message(f"nothing to do: the run already reached step {ran_from}")
