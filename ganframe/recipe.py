@@ -117,7 +117,19 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="Decay of the generator EMA used for sampling (0: off)."
     )
     ema_start: int = Field(0, ge=0, description="Step from which the EMA starts averaging.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 runs losses in autocast.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="bf16: losses run in bf16 autocast (CPU and CUDA). fp16: fp16 autocast "
+        "with gradient scaling (CUDA only).",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the generator and critic forward passes (falls back to "
+        "eager with a warning where unsupported).",
+    )
+    channels_last: bool = Field(
+        False, description="Channels-last memory format for convolutional networks and images."
+    )
     log_every: int = Field(50, gt=0, description="Log scalars every N steps.")
     sample_every: int = Field(0, ge=0, description="Write samples every N steps (0: at end).")
     sample_count: int = Field(64, gt=0, description="Samples per sample file.")

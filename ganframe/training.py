@@ -257,6 +257,22 @@ class Trainer:
             if self.critic is not None
             else None
         )
+        self.scalers: dict[int, Any] = {}
+        if train.precision == "fp16":
+            if device.type != "cuda":
+                raise UserError(
+                    f"{resolved.source}: train.precision: fp16 needs a CUDA device (this run "
+                    f"is on {device}); use \"bf16\" on CPUs."
+                )
+            for opt in (self.opt_g, self.opt_c):
+                if opt is not None:
+                    self.scalers[id(opt)] = torch.amp.GradScaler("cuda")
+        if train.channels_last:
+            for net in (self.generator, self.critic, self.ema):
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        if train.compile:
+            self._compile()
         self.phases = self.recipe.phase_list()
         self.metrics = [
             (place, spec.build(config, self.ctx), self.recipe.metrics[int(place.split(".")[1])])
@@ -272,6 +288,26 @@ class Trainer:
         self._has_buffers: dict[int, bool] = {}
         self._phase_name = self.phases[0].name
         self.ckpts = CheckpointDir(out / "checkpoints", keep_last=train.keep_last)
+
+    def _compile(self) -> None:
+        """Compile forward passes in place (state_dict names stay the same, so checkpoints
+        do not care); anything the compiler cannot handle runs eagerly, with a warning."""
+        import warnings
+
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
+        for net in (self.generator, self.critic):
+            if net is None:
+                continue
+            try:
+                net.compile()
+            except Exception as exc:  # e.g. no compiler toolchain on this machine
+                warnings.warn(
+                    f"torch.compile unavailable ({type(exc).__name__}: {exc}); running "
+                    "eagerly", RuntimeWarning, stacklevel=2,
+                )
+                return
 
     # -- phases -------------------------------------------------------------------------
     def _loss_place(self, index: int) -> str:
@@ -315,24 +351,38 @@ class Trainer:
             int(run.get("rollbacks", 0)),
         )
         self.stream.load_state(run["stream"])
+        for name, state in ckpt.meta.get("scalers", {}).items():
+            opt = self.opt_g if name == "generator" else self.opt_c
+            if opt is not None and id(opt) in self.scalers:
+                self.scalers[id(opt)].load_state_dict(state)
         self._objective_state = module_tensors(ckpt, "objective")
         restore_rng(ckpt)
         self.resumed = True
 
     # -- one step -----------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.recipe.train.precision == "bf16":
+        precision = self.recipe.train.precision
+        if precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if precision == "fp16":
+            return torch.autocast(self.device.type, dtype=torch.float16)
         return contextlib.nullcontext()
 
     def _update(self, opt: torch.optim.Optimizer, net: nn.Module, loss: Tensor) -> None:
+        scaler = self.scalers.get(id(opt))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         if self.dist.enabled:
             distributed.average_gradients(net, self.dist.world)
+        if scaler is not None:
+            scaler.unscale_(opt)
         if self.recipe.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.recipe.train.grad_clip)
-        opt.step()
+        if scaler is not None:
+            scaler.step(opt)  # skips the step when the scaled gradients overflowed
+            scaler.update()
+        else:
+            opt.step()
         if self.dist.enabled and self._has_buffers.setdefault(id(net), any(net.buffers())):
             distributed.broadcast_state(net, buffers_only=True)
 
@@ -342,13 +392,19 @@ class Trainer:
             v = v.to(self.device)
             self._sums[key] = self._sums[key] + v if key in self._sums else v.clone()
 
+    def _next_real(self) -> Tensor:
+        real = self.stream.next().to(self.device, non_blocking=True)
+        if self.recipe.train.channels_last and real.dim() == 4:
+            real = real.contiguous(memory_format=torch.channels_last)
+        return real
+
     def train_step(self, sctx: StepContext, n_critic: int) -> None:
         obj = self.objective
         real = None
         if obj.trains_critic:
             assert self.critic is not None and self.opt_c is not None
             for _ in range(n_critic):
-                real = self.stream.next().to(self.device, non_blocking=True)
+                real = self._next_real()
                 with self._autocast():
                     out = obj.critic_loss(sctx, real)
                 self._update(self.opt_c, self.critic, out.loss)
@@ -357,7 +413,7 @@ class Trainer:
                 self._accumulate(out.logs)
         if obj.trains_generator:
             if real is None:
-                real = self.stream.next().to(self.device, non_blocking=True)
+                real = self._next_real()
             if self.critic is not None:
                 self.critic.requires_grad_(False)
             try:
@@ -466,6 +522,12 @@ class Trainer:
             "world": self.dist.world,
             "rank_digests": digests,
         }
+        if self.scalers:
+            meta["scalers"] = {
+                name: self.scalers[id(opt)].state_dict()
+                for name, opt in (("generator", self.opt_g), ("critic", self.opt_c))
+                if opt is not None and id(opt) in self.scalers
+            }
         modules: dict[str, nn.Module] = {"generator": self.generator}
         optimizers = {"generator": self.opt_g}
         if self.critic is not None and self.opt_c is not None:

@@ -286,3 +286,27 @@ def test_bf16_autocast_trains_close_to_fp32(tmp_path, registry):
     w = "generator.net.0.weight"
     assert not torch.equal(ta[w], tb[w])  # bf16 really ran
     assert torch.allclose(ta[w], tb[w], atol=2e-2)
+
+
+def test_compile_agrees_with_eager(tmp_path, registry):
+    body = '[loss]\ntype = "hinge"\n'
+    a = api.train(recipe(tmp_path, registry, body, ["train.steps=3"]), out=tmp_path / "a")
+    import torch._dynamo.utils as dynamo_utils
+
+    dynamo_utils.counters.clear()
+    r = recipe(tmp_path, registry, body, ["train.steps=3", "train.compile=true"])
+    b = api.train(r, out=tmp_path / "b")
+    assert dynamo_utils.counters["stats"]["unique_graphs"] >= 2  # both networks compiled
+    ta, tb = tensors(a.checkpoint), tensors(b.checkpoint)
+    assert ta.keys() == tb.keys()  # compiling in place keeps checkpoint names
+    for k in ta:
+        assert torch.allclose(ta[k], tb[k], atol=1e-5), k
+
+
+def test_fp16_needs_cuda(tmp_path, registry):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = recipe(tmp_path, registry, '[loss]\ntype = "hinge"\n',
+               ["train.steps=2", 'train.precision="fp16"'])
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        api.train(r, out=tmp_path / "run")
