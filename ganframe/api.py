@@ -175,6 +175,7 @@ def _train_in(
         if latest is not None:
             ckpt = read_checkpoint(latest)
             _check_same_run(ckpt.meta, trainer.meta, latest)
+            check_plugin_versions(ckpt.meta, latest)
             trainer.restore(ckpt)
             if dist_info.is_main:
                 log.truncate_after(trainer.state.step)
@@ -225,6 +226,29 @@ def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> Non
             )
 
 
+class PluginVersionWarning(UserWarning):
+    """A checkpoint was made with another version of a plugin than the one installed."""
+
+
+def check_plugin_versions(meta: dict[str, Any], path: Path) -> list[str]:
+    """Warn, naming each plugin, when the installed versions differ from the checkpoint's."""
+    import warnings
+
+    from ganframe.plugins import get_host
+
+    installed = {p.name: p.version for p in get_host().plugins if p.status.startswith("ok")}
+    notes = []
+    for plugin, version in sorted(meta.get("plugins", {}).items()):
+        have = installed.get(plugin)
+        if have is None:
+            notes.append(f"{path}: made with plugin {plugin} {version}, which is not loaded")
+        elif have != version:
+            notes.append(f"{path}: made with plugin {plugin} {version}; {have} is installed")
+    for note in notes:
+        warnings.warn(note, PluginVersionWarning, stacklevel=3)
+    return notes
+
+
 @dataclass
 class LoadedCheckpoint:
     """A generator rebuilt from a checkpoint alone, with what is needed to use it."""
@@ -262,6 +286,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
     except KeyError as exc:
         raise UserError(f"{path}: checkpoint metadata lacks {exc}; not a ganframe run.") from None
     registry = get_registry()
+    check_plugin_versions(meta, path)
     try:
         spec = registry.get("generator", gen["type"])
     except UserError:

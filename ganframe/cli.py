@@ -51,10 +51,19 @@ def _host() -> Any:
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Map exceptions to exit codes: UserError 2, KeyboardInterrupt 130, other 1."""
+    """Map exceptions to exit codes: UserError 2, KeyboardInterrupt 130, other 1; show
+    ganframe's own warnings as one line each."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if category.__name__ in ("PluginVersionWarning", "PluginWarning"):
+                err.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+            else:
+                original(message, category, filename, lineno, file, line)
+
+        original = warnings.showwarning
+        warnings.showwarning = one_line
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
@@ -76,6 +85,8 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
                 markup=False,
             )
             raise typer.Exit(1) from None
+        finally:
+            warnings.showwarning = original
 
     return wrapper
 
