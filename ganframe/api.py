@@ -138,6 +138,16 @@ def _train_in(
     rec = resolved.recipe
 
     registry = get_registry()
+    latest = CheckpointDir(out_dir / runfolder.CHECKPOINTS).latest() if resume else None
+    ckpt = read_checkpoint(latest) if latest is not None else None
+    if ckpt is not None:
+        world = int(ckpt.meta.get("run", {}).get("world", 1))
+        if world != dist_info.world:
+            raise UserError(
+                f"{latest}: this run was trained in {world} process(es); resume it with "
+                f"--nproc {world} (now {dist_info.world}), or its data shards and global "
+                "batch would change."
+            )
     seed_everything(rec.seed)
     set_deterministic(rec.deterministic)
     log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE, enabled=dist_info.is_main)
@@ -171,9 +181,7 @@ def _train_in(
     trainer.meta = checkpoint_meta(resolved, trainer.dataset.kind, info)
 
     if resume:
-        latest = CheckpointDir(out_dir / runfolder.CHECKPOINTS).latest()
-        if latest is not None:
-            ckpt = read_checkpoint(latest)
+        if ckpt is not None and latest is not None:
             _check_same_run(ckpt.meta, trainer.meta, latest)
             check_plugin_versions(ckpt.meta, latest)
             trainer.restore(ckpt)
@@ -297,7 +305,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
             f"(version {version}), which is not installed or failed to load; install it "
             "(see 'ganframe list-plugins')."
         ) from None
-    config = spec.config_model().model_validate(gen["config"])
+    config = _validate_config(spec, gen["config"], path, meta)
     dev = select_device(device)
     model = spec.build(config, BuildContext(data_info=info, device=dev)).to(dev)
     prefix = "ema" if any(k.startswith("ema.") for k in ckpt.tensors) else "generator"
@@ -312,6 +320,22 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
         meta.get("recipe", {}),
         meta,
     )
+
+
+def _validate_config(spec: Any, options: dict[str, Any], path: Path, meta: dict) -> Any:
+    """A component's options from a checkpoint, checked against the installed plugin."""
+    from pydantic import ValidationError
+
+    try:
+        return spec.config_model().model_validate(options)
+    except ValidationError as exc:
+        made_with = meta.get("plugins", {}).get(spec.plugin, "?")
+        raise UserError(
+            f"{path}: the {spec.kind} {spec.name!r} options stored in this checkpoint do not "
+            f"fit plugin {spec.plugin} {spec.version} (the checkpoint was made with "
+            f"{made_with}): {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}. Install the "
+            "plugin version the checkpoint was made with."
+        ) from None
 
 
 def sample(
@@ -372,7 +396,7 @@ def evaluate(
     for table in tables:
         options = {k: v for k, v in table.items() if k not in ("type", "every")}
         spec = registry.get("metric", table["type"])
-        config = spec.config_model().model_validate(options)
+        config = _validate_config(spec, options, ckpt.path, ckpt.meta)
         ctx = BuildContext(data_info=ckpt.info, device=device, seed=seed, data_root=data_root())
         data_table = ckpt.recipe.get("data")
         if data_table:

@@ -225,6 +225,7 @@ def validate(
     from ganframe import api
 
     resolved = api.load_recipe(recipe, set_)
+    api.check_requirements(resolved)
     phases = resolved.recipe.phase_list()
     out.print(
         f"{resolved.source}: ok ({resolved.name}: {len(phases)} phase(s): "

@@ -123,19 +123,29 @@ def digest(modules: list[nn.Module]) -> bytes:
     for m in modules:
         for k, v in m.state_dict().items():
             h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.digest()[:8]
 
 
 def gather_digests(modules: list[nn.Module], world: int) -> list[str]:
     """Every rank's checksum of its networks (hex); they must all be equal. Sent as plain
     integer tensors: no object serialisation between processes."""
-    mine = torch.tensor(list(digest(modules)), dtype=torch.int64)
     if world <= 1:
-        return [bytes(mine.tolist()).hex()]
+        return []  # nothing to compare with
+    mine = torch.tensor(list(digest(modules)), dtype=torch.int64)
     out = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(out, mine)
     return [bytes(t.tolist()).hex() for t in out]
+
+
+def gather_rng_states(world: int) -> list[torch.Tensor]:
+    """Every rank's torch CPU generator state, so that each rank resumes its own noise."""
+    if world <= 1:
+        return []
+    mine = torch.get_rng_state()
+    out = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(out, mine)
+    return out
 
 
 def launch(nproc: int, args: list[str]) -> int:

@@ -55,25 +55,24 @@ class _OptimBase(BaseModel):
 
 
 class AdamConfig(_OptimBase):
-    type: Literal["adam", "adamw"] = "adam"
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
-        0.5,
-        0.999,
+    type: Literal["adam", "adamw"] = Field("adam", description="adam, or adamw (decoupled decay).")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.5, 0.999), description="Adam's moment decays; GANs often use 0.5 or 0."
     )
-    eps: float = Field(1e-8, gt=0)
+    eps: float = Field(1e-8, gt=0, description="Added to the denominator for stability.")
 
 
 class RMSpropConfig(_OptimBase):
-    type: Literal["rmsprop"]
-    alpha: float = Field(0.99, gt=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
-    momentum: float = Field(0.0, ge=0)
+    type: Literal["rmsprop"] = Field(description="RMSprop (as in the original WGAN).")
+    alpha: float = Field(0.99, gt=0, lt=1, description="Decay of the squared-gradient average.")
+    eps: float = Field(1e-8, gt=0, description="Added to the denominator for stability.")
+    momentum: float = Field(0.0, ge=0, description="Momentum factor.")
 
 
 class SGDConfig(_OptimBase):
-    type: Literal["sgd"]
-    momentum: float = Field(0.0, ge=0)
-    nesterov: bool = False
+    type: Literal["sgd"] = Field(description="Plain stochastic gradient descent.")
+    momentum: float = Field(0.0, ge=0, description="Momentum factor.")
+    nesterov: bool = Field(False, description="Nesterov momentum.")
 
 
 def _optim_tag(value: Any) -> str:
@@ -105,9 +104,7 @@ class OptimSection(BaseModel):
 class TrainConfig(BaseModel):
     model_config = _STRICT
     batch_size: int = Field(64, gt=0, description="Real samples per batch (per process).")
-    steps: int | None = Field(
-        None, gt=0, description="Generator steps of a single-phase recipe."
-    )
+    steps: int | None = Field(None, gt=0, description="Generator steps of a single-phase recipe.")
     epochs: float | None = Field(
         None, gt=0, description="Alternative to steps: passes over the data (single phase)."
     )
@@ -152,8 +149,10 @@ class PhaseConfig(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, description="Shown in progress and logs.")
     loss: ComponentTable = Field(description="The objective trained in this phase.")
-    steps: int | None = Field(None, gt=0)
-    epochs: float | None = Field(None, gt=0)
+    steps: int | None = Field(None, gt=0, description="Length of the phase in steps.")
+    epochs: float | None = Field(
+        None, gt=0, description="Length in passes over the data (instead of steps)."
+    )
     n_critic: int | None = Field(None, gt=0, description="Overrides train.n_critic.")
     lr: dict[Literal["generator", "critic"], Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Learning rates set when the phase starts."
@@ -178,21 +177,33 @@ class Recipe(BaseModel):
 
     model_config = _STRICT
     name: str = Field("", description="Run name; defaults to the file name.")
-    description: str = ""
+    description: str = Field("", description="Free text shown nowhere but kept with the run.")
     seed: int = Field(0, ge=0, description="Seeds every RNG in use.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     deterministic: bool = Field(
         False, description="Use deterministic algorithms (needed for bit-exact resume)."
     )
-    ganframe: RequiresSection = Field(default_factory=RequiresSection)
-    data: ComponentTable
-    generator: ComponentTable
-    critic: ComponentTable | None = None
-    loss: ComponentTable | None = None
-    phases: list[PhaseConfig] = Field(default_factory=list)
-    optim: OptimSection = Field(default_factory=OptimSection)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    metrics: list[MetricTable] = Field(default_factory=list)
+    ganframe: RequiresSection = Field(
+        default_factory=RequiresSection, description="What the recipe needs installed."
+    )
+    data: ComponentTable = Field(description="The dataset: a registered dataset type.")
+    generator: ComponentTable = Field(description="The generator network.")
+    critic: ComponentTable | None = Field(
+        None, description="The critic (discriminator); needed by objectives that train one."
+    )
+    loss: ComponentTable | None = Field(
+        None, description="The objective of a single-phase recipe (default non-saturating)."
+    )
+    phases: list[PhaseConfig] = Field(
+        default_factory=list, description="Phases run in order, each with its own objective."
+    )
+    optim: OptimSection = Field(
+        default_factory=OptimSection, description="One optimiser per network."
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Run settings.")
+    metrics: list[MetricTable] = Field(
+        default_factory=list, description="Metrics evaluated during and after training."
+    )
 
     @field_validator("device")
     @classmethod
@@ -438,5 +449,6 @@ def load_recipe(
             f"{ref!r} is neither a recipe file nor a registered recipe. Registered recipes: "
             f"{names}."
         )
-    return load_recipe_text(spec.read_text(), f"{spec.name} (from {spec.plugin})", registry,
-                            overrides)
+    return load_recipe_text(
+        spec.read_text(), f"{spec.name} (from {spec.plugin})", registry, overrides
+    )

@@ -162,7 +162,10 @@ class Registry:
 
     def recipe(self, name: str) -> RecipeSpec | None:
         found = [r for r in self.recipes if r.name == name or f"{r.plugin}:{r.name}" == name]
-        return found[0] if len(found) == 1 else None
+        if len(found) > 1:
+            options = " or ".join(f"'{r.plugin}:{r.name}'" for r in found)
+            raise UserError(f"recipe {name!r} is shipped by more than one plugin; use {options}.")
+        return found[0] if found else None
 
     def writer(self, data_kind: str, suffix: str) -> WriterSpec:
         suffix = suffix.lower()
@@ -182,15 +185,11 @@ class Registry:
         return None
 
 
-def make_register(
-    registry: Registry, kind: str, plugin: str, version: str
-) -> Callable[..., None]:
+def make_register(registry: Registry, kind: str, plugin: str, version: str) -> Callable[..., None]:
     """The ``register`` callback handed to one plugin's ``register_<kind>s`` hook."""
 
-    def register(
-        name: str, factory: Any, config: Any = None, summary: str = ""
-    ) -> None:
-        if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+    def register(name: str, factory: Any, config: Any = None, summary: str = "") -> None:
+        if not isinstance(name, str) or not name or ":" in name or any(c.isspace() for c in name):
             raise ValueError(f"invalid {kind} name {name!r} (non-empty, no ':' or spaces)")
         if not (callable(factory) or isinstance(factory, str)):
             raise ValueError(f"{kind} {name!r}: factory must be callable or 'module:attr'")

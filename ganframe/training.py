@@ -248,6 +248,8 @@ class Trainer:
             for net in (self.generator, self.critic):
                 if net is not None:
                     distributed.broadcast_state(net)
+            # ...then each rank draws its own noise (latents, penalties, dropout)
+            torch.manual_seed(self.recipe.seed + 1_000_003 * self.dist.rank)
         self.ema: nn.Module | None = None
         if train.ema > 0:
             self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
@@ -262,7 +264,7 @@ class Trainer:
             if device.type != "cuda":
                 raise UserError(
                     f"{resolved.source}: train.precision: fp16 needs a CUDA device (this run "
-                    f"is on {device}); use \"bf16\" on CPUs."
+                    f'is on {device}); use "bf16" on CPUs.'
                 )
             for opt in (self.opt_g, self.opt_c):
                 if opt is not None:
@@ -282,6 +284,7 @@ class Trainer:
         self.objective: Any = None
         self.phase_lengths: list[int] = []
         self._sums: dict[str, Tensor] = {}
+        self._counts: dict[str, int] = {}
         self._count = 0
         self._objective_state: dict[str, Tensor] | None = None
         self.resumed = False
@@ -304,8 +307,9 @@ class Trainer:
                 net.compile()
             except Exception as exc:  # e.g. no compiler toolchain on this machine
                 warnings.warn(
-                    f"torch.compile unavailable ({type(exc).__name__}: {exc}); running "
-                    "eagerly", RuntimeWarning, stacklevel=2,
+                    f"torch.compile unavailable ({type(exc).__name__}: {exc}); running eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
                 )
                 return
 
@@ -357,6 +361,9 @@ class Trainer:
                 self.scalers[id(opt)].load_state_dict(state)
         self._objective_state = module_tensors(ckpt, "objective")
         restore_rng(ckpt)
+        own = ckpt.tensors.get(f"ranks.{self.dist.rank}.rng_torch")
+        if self.dist.enabled and own is not None:
+            torch.set_rng_state(own)
         self.resumed = True
 
     # -- one step -----------------------------------------------------------------------
@@ -391,6 +398,7 @@ class Trainer:
             v = value.detach().float() if isinstance(value, Tensor) else torch.tensor(float(value))
             v = v.to(self.device)
             self._sums[key] = self._sums[key] + v if key in self._sums else v.clone()
+            self._counts[key] = self._counts.get(key, 0) + 1
 
     def _next_real(self) -> Tensor:
         real = self.stream.next().to(self.device, non_blocking=True)
@@ -448,17 +456,21 @@ class Trainer:
             finally:
                 gen.train(was_training)
 
+    def _reset_logs(self) -> None:
+        self._sums, self._counts, self._count = {}, {}, 0
+
     def flush_logs(self) -> dict[str, Any] | None:
         if not self._count:
             return None
-        values = {k: v.item() / self._count for k, v in self._sums.items()}
+        # mean per update: critic scalars are summed over n_critic updates per step
+        values = {k: v.item() / self._counts[k] for k, v in self._sums.items()}
         values = distributed.mean_scalars(values, self.dist.world)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            self._sums, self._count = {}, 0
+            self._reset_logs()
             raise _Diverged(self.state.step, f"non-finite {', '.join(sorted(bad))}")
         row = {"step": self.state.step, "phase": self._phase_name, "event": "train", **values}
-        self._sums, self._count = {}, 0
+        self._reset_logs()
         self.log.write(row)
         self.progress.on_log(row)
         return row
@@ -506,6 +518,7 @@ class Trainer:
             raise _Diverged(self.state.step, "non-finite weights")
         nets = [n for n in (self.generator, self.critic, self.ema) if n is not None]
         digests = distributed.gather_digests(nets, self.dist.world)
+        rank_states = distributed.gather_rng_states(self.dist.world)
         if len(set(digests)) > 1:
             raise RuntimeError(
                 f"ranks hold different networks at step {self.state.step}: {digests}"
@@ -538,6 +551,8 @@ class Trainer:
         extra: dict[str, Tensor] = {}
         if self.objective is not None and hasattr(self.objective, "state_dict"):
             extra = {f"objective.{k}": v for k, v in self.objective.state_dict().items()}
+        for rank, state in enumerate(rank_states):
+            extra[f"ranks.{rank}.rng_torch"] = state
         return self.ckpts.save(
             self.state.step,
             modules=modules,
@@ -580,7 +595,7 @@ class Trainer:
         for opt in (self.opt_g, self.opt_c):
             for group in opt.param_groups if opt is not None else []:
                 group["lr"] *= train.rollback_lr_factor
-        self._sums, self._count = {}, 0
+        self._reset_logs()
         self.log.truncate_after(self.state.step)
         self.progress.on_message(
             f"diverged at step {exc.step} ({exc.what}); rolled back to {last} "
@@ -625,6 +640,20 @@ class Trainer:
             for s, h in previous.items():
                 signal.signal(s, h)
 
+    def _place_in_phases(self) -> None:
+        """A resumed run whose last phase was lengthened (e.g. ``--set train.steps=...``)
+        continues that phase instead of reporting that it is finished."""
+        before_last = sum(self.phase_lengths[:-1])
+        st = self.state
+        if st.phase >= len(self.phases) and st.step < self.total_steps():
+            if st.step < before_last:
+                raise UserError(
+                    f"{self.resolved.source}: this run finished at step {st.step}, and the "
+                    "recipe now has more steps in an earlier phase; only the last phase can "
+                    "be extended on resume. Start a new run with --out."
+                )
+            st.phase, st.phase_step = len(self.phases) - 1, st.step - before_last
+
     def _run(self, max_steps: int | None = None) -> TrainResult:
         train = self.recipe.train
         # Objectives are built when their phase starts (one may copy the generator as it
@@ -633,6 +662,7 @@ class Trainer:
             self._phase_length(p, self._build_objective(i) if p.epochs is not None else None)
             for i, p in enumerate(self.phases)
         ]
+        self._place_in_phases()
         limit = self.total_steps() if max_steps is None else min(max_steps, self.total_steps())
         ran_from = self.state.step
         while self.state.phase < len(self.phases) and self.state.step < limit:

@@ -119,7 +119,8 @@ def test_phases_set_learning_rates_and_log_phase_names(tmp_path, registry):
     assert phases[2] == "warm" and phases[6] == "warm" and phases[8] == "main"
     # hinge logs, then wgan-gp logs
     assert "gp" not in rows[0] and "gp" in rows[-1]
-    assert meta["run"] == {"step": 14, "phase": 2, "phase_step": 0, "stream": meta["run"]["stream"]}
+    run = meta["run"]
+    assert (run["step"], run["phase"], run["phase_step"], run["world"]) == (14, 2, 0, 1)
 
 
 def test_epochs_count_critic_batches(tmp_path, registry):
@@ -306,7 +307,35 @@ def test_compile_agrees_with_eager(tmp_path, registry):
 def test_fp16_needs_cuda(tmp_path, registry):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    r = recipe(tmp_path, registry, '[loss]\ntype = "hinge"\n',
-               ["train.steps=2", 'train.precision="fp16"'])
+    r = recipe(
+        tmp_path, registry, '[loss]\ntype = "hinge"\n', ["train.steps=2", 'train.precision="fp16"']
+    )
     with pytest.raises(UserError, match="fp16 needs a CUDA device"):
         api.train(r, out=tmp_path / "run")
+
+
+def test_finished_run_is_extended_by_resuming_with_more_steps(tmp_path, registry):
+    body = '[loss]\ntype = "hinge"\n'
+    straight = api.train(recipe(tmp_path, registry, body, ["train.steps=10"]), out=tmp_path / "a")
+    api.train(recipe(tmp_path, registry, body, ["train.steps=6"]), out=tmp_path / "b")
+    more = api.train(
+        recipe(tmp_path, registry, body, ["train.steps=10"]), out=tmp_path / "b", resume=True
+    )
+    assert more.step == 10
+    assert_identical(straight.checkpoint, more.checkpoint)
+
+
+def test_resume_refuses_another_process_count(tmp_path, registry, monkeypatch):
+    body = '[loss]\ntype = "hinge"\n'
+    api.train(recipe(tmp_path, registry, body, ["train.steps=2"]), out=tmp_path / "run")
+    from ganframe import distributed
+
+    monkeypatch.setattr(distributed, "init", lambda info, dev: dev)
+    monkeypatch.setattr(distributed, "barrier", lambda info: None)
+    monkeypatch.setattr(distributed, "shutdown", lambda info: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError, match=r"trained in 1 process\(es\); resume it with --nproc 1"):
+        api.train(
+            recipe(tmp_path, registry, body, ["train.steps=4"]), out=tmp_path / "run", resume=True
+        )
