@@ -138,7 +138,15 @@ def _train_in(
     rec = resolved.recipe
 
     registry = get_registry()
-    latest = CheckpointDir(out_dir / runfolder.CHECKPOINTS).latest() if resume else None
+    ckpt_dir = CheckpointDir(out_dir / runfolder.CHECKPOINTS)
+    latest = None
+    if resume:
+        if dist_info.is_main:
+            ckpt_dir.remove_stale_temps()
+        latest = ckpt_dir.latest()
+        leftovers = [p for p in (ckpt_dir.last_path, *ckpt_dir.steps()) if p.exists()]
+        if latest is None and leftovers:
+            read_checkpoint(leftovers[-1])  # raises, naming the file and what is wrong
     ckpt = read_checkpoint(latest) if latest is not None else None
     if ckpt is not None:
         world = int(ckpt.meta.get("run", {}).get("world", 1))
@@ -287,12 +295,19 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
         path = latest
     ckpt = read_checkpoint(path)
     meta = ckpt.meta
-    try:
-        gen = meta["generator"]
-        info = meta["data_info"]
-        kind = meta["data_kind"]
-    except KeyError as exc:
-        raise UserError(f"{path}: checkpoint metadata lacks {exc}; not a ganframe run.") from None
+    gen, info, kind = meta.get("generator"), meta.get("data_info"), meta.get("data_kind")
+    if not (
+        isinstance(gen, dict)
+        and isinstance(gen.get("type"), str)
+        and isinstance(gen.get("config"), dict)
+        and isinstance(info, dict)
+        and isinstance(kind, str)
+    ):
+        raise UserError(
+            f"{path}: the checkpoint metadata does not describe a ganframe generator "
+            "(generator.type, generator.config, data_info, data_kind); it was not written by "
+            "'ganframe run' or is damaged."
+        )
     registry = get_registry()
     check_plugin_versions(meta, path)
     try:

@@ -249,6 +249,9 @@ def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # e.g. a full disk: say which file could not be written
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -354,7 +357,7 @@ def _read_header(path: Path) -> dict[str, Any]:
 
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         header = None
     if not isinstance(header, dict):
         raise UserError(
@@ -401,7 +404,7 @@ def _parse_meta(path: Path, text: Any) -> dict[str, Any]:
         )
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         meta = None
     if not isinstance(meta, dict):
         raise UserError(
@@ -659,6 +662,16 @@ class CheckpointDir:
             if m and entry.is_file():
                 found.append((int(m.group(1)), entry))
         return [p for _, p in sorted(found)]
+
+    def remove_stale_temps(self) -> int:
+        """Delete temporary files of writes that a crash cut short; they are never read,
+        but each is as large as a checkpoint."""
+        if not self.folder.is_dir():
+            return 0
+        stale = [p for p in self.folder.glob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     def latest(self) -> Path | None:
         """The checkpoint to resume from: ``last`` if sound, else the newest sound step file.

@@ -7,6 +7,7 @@ and exit 2; anything else is a bug: exit 1, with the traceback behind ``--debug`
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -50,6 +51,23 @@ def _host() -> Any:
     return host
 
 
+_USER_FS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _internal(exc: BaseException) -> BaseException:
+    """Anything but a user error is a bug: one line, traceback only with --debug."""
+    if _state["debug"]:
+        return exc
+    err.print(
+        f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in ganframe or "
+        "a plugin; run again with --debug for the traceback and report it.",
+        style="red",
+        highlight=False,
+        markup=False,
+    )
+    return typer.Exit(1)
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Map exceptions to exit codes: UserError 2, KeyboardInterrupt 130, other 1; show
     ganframe's own warnings as one line each."""
@@ -69,22 +87,25 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except UserError as exc:
             err.print(f"error: {exc}", style="red", highlight=False, markup=False)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.errno not in _USER_FS_ERRORS:
+                raise _internal(exc) from None
+            err.print(
+                f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}. Free some "
+                "space or choose another --out; files written before are intact, and a run "
+                "can continue with --resume.",
+                style="red",
+                highlight=False,
+                markup=False,
+            )
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted", style="yellow")
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
-            if _state["debug"]:
-                raise
-            err.print(
-                f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in ganframe or "
-                "a plugin; run again with --debug for the traceback and report it.",
-                style="red",
-                highlight=False,
-                markup=False,
-            )
-            raise typer.Exit(1) from None
+            raise _internal(exc) from None
         finally:
             warnings.showwarning = original
 

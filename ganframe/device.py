@@ -23,7 +23,7 @@ def select_device(spec: str) -> torch.device:
         if not torch.cuda.is_available():
             raise UserError(
                 f"device {spec!r} was asked for but this torch build sees no CUDA device; "
-                "use --device cpu or device = \"auto\"."
+                'use --device cpu or device = "auto".'
             )
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if index >= torch.cuda.device_count():
@@ -49,6 +49,7 @@ def set_deterministic(enabled: bool) -> None:
     """Ask torch for deterministic kernels; needed for bit-exact resume on GPUs."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    if enabled != torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(enabled)  # costs ~2 s of imports: only if needed
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = False

@@ -157,6 +157,17 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 # -- the trainer ------------------------------------------------------------------------
 
 
+def _naming(source: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn``; a UserError it raises is prefixed with the recipe file it concerns."""
+    try:
+        return fn(*args)
+    except UserError as exc:
+        text = str(exc)
+        if text.startswith(source):
+            raise
+        raise UserError(f"{source}: {text}") from None
+
+
 @dataclass
 class Progress:
     """Callbacks the loop reports to; the CLI shows them with rich, tests ignore them."""
@@ -225,7 +236,7 @@ class Trainer:
                 ),
             )
 
-        self.dataset = build_data(data_config)
+        self.dataset = _naming(resolved.source, build_data, data_config)
         self.ctx = BuildContext(
             data_info=dict(self.dataset.info()),
             device=device,
@@ -235,8 +246,14 @@ class Trainer:
             data_config=data_config,
             build_data=build_data,
         )
-        self.stream = DataStream(
-            self.dataset, train.batch_size, self.recipe.seed, self.dist.rank, self.dist.world
+        self.stream = _naming(
+            resolved.source,
+            DataStream,
+            self.dataset,
+            train.batch_size,
+            self.recipe.seed,
+            self.dist.rank,
+            self.dist.world,
         )
         spec, config = resolved.component("generator")
         self.generator: nn.Module = spec.build(config, self.ctx).to(device)
