@@ -220,6 +220,7 @@ def checkpoint_meta(resolved: ResolvedRecipe, data_kind: str, info: dict[str, An
         "recipe": resolved.to_dict(),
         "data_kind": data_kind,
         "data_info": info,
+        "recipe_dir": str(resolved.recipe_dir) if resolved.recipe_dir else None,
         "components": components,
         "plugins": {c["plugin"]: c["version"] for c in components.values()},
         "generator": {
@@ -412,7 +413,11 @@ def evaluate(
         options = {k: v for k, v in table.items() if k not in ("type", "every")}
         spec = registry.get("metric", table["type"])
         config = _validate_config(spec, options, ckpt.path, ckpt.meta)
-        ctx = BuildContext(data_info=ckpt.info, device=device, seed=seed, data_root=data_root())
+        recipe_dir = ckpt.meta.get("recipe_dir")
+        ctx = BuildContext(
+            data_info=ckpt.info, device=device, seed=seed, data_root=data_root(),
+            recipe_dir=Path(recipe_dir) if isinstance(recipe_dir, str) else None,
+        )
         data_table = ckpt.recipe.get("data")
         if data_table:
             try:
