@@ -88,7 +88,10 @@ def test_docgen_imports_no_torch() -> None:
 def test_field_table_shows_type_default_constraints_and_description() -> None:
     rows = {row[0]: row for row in docgen.field_rows(TrainConfig)}
     assert rows["`batch_size`"][1:] == [
-        "integer", "`64`", "> 0", TrainConfig.model_fields["batch_size"].description,
+        "integer",
+        "`64`",
+        "> 0",
+        TrainConfig.model_fields["batch_size"].description,
     ]
     assert rows["`ema`"][3] == ">= 0, < 1"
     assert rows["`steps`"][2] == "(unset)"
@@ -176,3 +179,22 @@ def test_docs_name_only_real_cli_options() -> None:
             if option not in known and option not in _FOREIGN_OPTIONS:
                 unknown.append(f"{page.name}: {option}")
     assert not unknown, f"options not in the CLI: {sorted(unknown)}"
+
+
+def test_every_hook_spec_has_a_test_that_exercises_it() -> None:
+    """Besides the built-in plugins' test in test_plugins.py, each hook is named in a test
+    module other than this one."""
+    import inspect
+
+    from ganframe import hookspecs
+
+    tests = Path(__file__).parent
+    sources = {
+        p.name: p.read_text(encoding="utf-8")
+        for p in tests.glob("test_*.py")
+        if p.name != Path(__file__).name
+    }
+    for name, _fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("register_"):
+            assert any(name in text for text in sources.values()), f"no test names {name}"
+    assert "test_every_hook_spec_is_exercised_by_a_builtin_plugin" in sources["test_plugins.py"]
