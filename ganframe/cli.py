@@ -269,6 +269,13 @@ def sample(
         float | None, typer.Option(help="Sampling temperature (text generators).")
     ] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k sampling (text generators).")] = None,
+    constrained: Annotated[
+        bool | None,
+        typer.Option(
+            "--constrained/--no-constrained",
+            help="Force the form's punctuation (text generators that support it).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="Device to generate on.")] = "cpu",
 ) -> None:
     """Generate samples from a checkpoint alone (no recipe or data needed)."""
@@ -276,7 +283,9 @@ def sample(
     from ganframe import api
 
     ckpt = api.load_checkpoint(checkpoint, device=device)
-    x = api.sample(ckpt, n, seed=seed, temperature=temperature, top_k=top_k)
+    x = api.sample(
+        ckpt, n, seed=seed, temperature=temperature, top_k=top_k, constrained=constrained
+    )
     path = api.write_samples(x, output, ckpt)
     out.print(f"wrote {n} samples to {path}", highlight=False)
 

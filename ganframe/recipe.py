@@ -429,7 +429,7 @@ def load_recipe(
 ) -> ResolvedRecipe:
     """Load a recipe from a path or from the name of a recipe a plugin registered."""
     path = Path(ref)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise UserError(
                 f"{path}: no such recipe file. Give a path to a .toml file or the name of a "

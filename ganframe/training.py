@@ -407,8 +407,6 @@ class Trainer:
             scaler.update()
         else:
             opt.step()
-        if self.dist.enabled and self._has_buffers.setdefault(id(net), any(net.buffers())):
-            distributed.broadcast_state(net, buffers_only=True)
 
     def _accumulate(self, logs: Any) -> None:
         for key, value in logs.items():
@@ -449,12 +447,22 @@ class Trainer:
                 if self.critic is not None:
                     self.critic.requires_grad_(True)
             self._accumulate(out.logs)
-            if self.ema is not None:
-                decay = (
-                    self.recipe.train.ema if self.state.step >= self.recipe.train.ema_start else 0.0
-                )
-                ema_update(self.ema, self.generator, decay)
+        if self.dist.enabled:
+            self._sync_buffers()
+        if obj.trains_generator and self.ema is not None:
+            decay = self.recipe.train.ema if self.state.step >= self.recipe.train.ema_start else 0.0
+            ema_update(self.ema, self.generator, decay)
         self._count += 1
+
+    def _sync_buffers(self) -> None:
+        """Batch-norm statistics change in every forward pass in training mode, including
+        the no-grad and frozen ones, so they are made rank 0's once per step, for both
+        networks (DDP does this before each forward)."""
+        for net in (self.generator, self.critic):
+            if net is None:
+                continue
+            if self._has_buffers.setdefault(id(net), next(net.buffers(), None) is not None):
+                distributed.broadcast_state(net, buffers_only=True)
 
     # -- periodic work ------------------------------------------------------------------
     def sampling_generator(self) -> nn.Module:
