@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from tinydata import dcgan_overrides, poet_overrides
 
 from ganframe import api
 from ganframe.checkpoint import CheckpointDir, read_checkpoint
@@ -61,13 +62,6 @@ def _slow_fsync(fd):
 os.fsync = _slow_fsync
 """
 
-#: Log keys that do not yet survive a resume, with the test that shows why (xfail there).
-KNOWN_LOG_DIFFERENCES: dict[str, set[str]] = {
-    "lstm-poet": {"test_nll"},  # test_mle_test_nll_log_survives_a_resume
-}
-
-#: 40 common ideographs for the synthetic quatrains.
-from tinydata import dcgan_overrides, poet_overrides  # noqa: E402
 
 CASES = {
     "dcgan-mnist": ("ganframe_dcgan", dcgan_overrides),
@@ -100,9 +94,7 @@ class Start:
         return self.out.read_text(encoding="utf-8", errors="replace")
 
 
-def start(
-    recipe: str, sets: list[str], run: Path, logs: Path, index: int, resume: bool
-) -> Start:
+def start(recipe: str, sets: list[str], run: Path, logs: Path, index: int, resume: bool) -> Start:
     args = [sys.executable, "-m", "ganframe", "run", recipe, "--out", str(run), "--quiet"]
     for item in sets:
         args += ["--set", item]
@@ -245,9 +237,7 @@ def test_sigkill_at_random_moments_then_resume_finishes_bit_identically(
         assert rc == 0, (rc, text)
         assert f"run finished at step {total}" in s.stdout(), s.stdout()
         assert assert_checkpoints_whole(ckpts) == (total, total)
-        assert_same_as_reference(
-            run, tmp_path / "reference", total, KNOWN_LOG_DIFFERENCES.get(recipe, set())
-        )
+        assert_same_as_reference(run, tmp_path / "reference", total, set())
         tally.compared += 1
         if tally.kills >= KILLS:
             break
@@ -269,12 +259,6 @@ def test_sigkill_at_random_moments_then_resume_finishes_bit_identically(
     assert tally.kills_during_write > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="poet bug: the mle objective keeps its test-NLL schedule (_evaluated_at, "
-    "_test_nll) outside its checkpointed state, so a resumed run evaluates at once and logs "
-    "another test_nll until the next due evaluation",
-)
 def test_mle_test_nll_log_survives_a_resume(tmp_path: Path) -> None:
     pytest.importorskip("ganframe_poet")
     sets = poet_overrides(tmp_path / "data")

@@ -111,6 +111,23 @@ class MLE:
         self._test_nll = float(total[0] / total[1].clamp_min(1))
         self._evaluated_at = ctx.phase_step
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """The test-NLL schedule, so a resumed run logs exactly what an unbroken one does."""
+        at = -1 if self._evaluated_at is None else self._evaluated_at
+        nll = float("nan") if self._test_nll is None else self._test_nll
+        return {
+            "evaluated_at": torch.tensor([at], dtype=torch.int64),
+            "test_nll": torch.tensor([nll], dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if "evaluated_at" not in state:  # e.g. a checkpoint from another phase's objective
+            return
+        at = int(state["evaluated_at"][0])
+        nll = float(state["test_nll"][0])
+        self._evaluated_at = None if at < 0 else at
+        self._test_nll = None if nll != nll else nll
+
     def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         raise RuntimeError("mle does not train a critic")
 
