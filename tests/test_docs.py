@@ -163,7 +163,11 @@ def test_links_between_docs_pages_exist() -> None:
 
 
 #: Options of other tools that the docs mention (pip, torchrun, the doc generator).
-_FOREIGN_OPTIONS = {"--standalone", "--nproc-per-node", "--check", "--all-plugins", "--docs"}
+# torchrun's own options (docs/scaling.md) and docgen's
+_FOREIGN_OPTIONS = {
+    "--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",
+    "--rdzv-id", "--check", "--all-plugins", "--docs",
+}
 
 
 def test_docs_name_only_real_cli_options() -> None:
