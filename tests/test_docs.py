@@ -163,10 +163,11 @@ def test_links_between_docs_pages_exist() -> None:
 
 
 #: Options of other tools that the docs mention (pip, torchrun, the doc generator).
-# torchrun's own options (docs/scaling.md) and docgen's
+# torchrun's own options (docs/scaling.md), docgen's and the benchmarks'
 _FOREIGN_OPTIONS = {
     "--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",
     "--rdzv-id", "--check", "--all-plugins", "--docs",
+    "--repeats", "--quick", "--only",  # bench/run.py and bench/startup.py
 }
 
 
