@@ -62,8 +62,13 @@ def init(info: DistInfo, device: torch.device) -> torch.device:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the group together: a rank that tears gloo down while another is still in its
+    last collective can abort at exit ("terminate called without an active exception")."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
