@@ -114,6 +114,8 @@ def compare(repeats: int, device: str) -> dict[str, Any]:
         **{f"{k}_s": median(v) for k, v in times.items()},
         "save_ratios": [t / o for o, t in zip(times["ours_save"], times["theirs_save"],
                                               strict=True)],
+        "save_fsync_ratios": [t / o for o, t in zip(times["ours_save"],
+                                                    times["theirs_save_fsync"], strict=True)],
         "load_ratios": [t / o for o, t in zip(times["ours_load"], times["theirs_load"],
                                               strict=True)],
         **sizes,

@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 import safetensors
-import safetensors.torch
 import torch
 from torch import nn
 
+from ganframe import safetensors_write
 from ganframe.errors import UserError
 
 __all__ = [
@@ -141,17 +141,15 @@ def save_checkpoint(
     if rng:
         doc["rng"] = _capture_rng(tensors)
 
-    # Fresh contiguous CPU copies: safetensors refuses tensors sharing storage (tied weights)
-    # and non-contiguous views, and the copies cannot change under us while we write.
-    cpu = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-    data = safetensors.torch.save(cpu, metadata={_META_KEY: json.dumps(doc)})
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > MAX_METADATA_BYTES:
+    # Streamed from the tensors' own memory (no copy of what is already on the CPU); the
+    # training loop is paused while we write, so nothing changes under us.
+    plan = safetensors_write.layout(tensors, {_META_KEY: json.dumps(doc)})
+    if plan.header_length > MAX_METADATA_BYTES:
         raise ValueError(
-            f"checkpoint header would be {header_len} bytes, over MAX_METADATA_BYTES; "
+            f"checkpoint header would be {plan.header_length} bytes, over MAX_METADATA_BYTES; "
             "keep large data in tensors, not in meta"
         )
-    _atomic_write(path, lambda f: f.write(data))
+    _atomic_write(path, plan.write_to)
     return path
 
 

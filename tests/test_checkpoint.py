@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import ganframe.checkpoint as ckmod
+from ganframe import safetensors_write
 from ganframe.checkpoint import (
     FORMAT_VERSION,
     MAX_METADATA_BYTES,
@@ -388,15 +389,25 @@ def _boom(*args, **kwargs):
     raise OSError("disk on fire")
 
 
+def _half_write(self, f):
+    """The disk fills up halfway through the tensor bytes."""
+    f.write(self.header)
+    f.write(memoryview(self.parts[0].numpy())[: self.parts[0].numel() // 2])
+    raise OSError("disk on fire")
+
+
 @pytest.mark.parametrize(
-    "target", [(os, "replace"), (os, "fsync"), (safetensors.torch, "save")], ids=lambda t: t[1]
+    "target",
+    [(os, "replace", _boom), (os, "fsync", _boom),
+     (safetensors_write.Layout, "write_to", _half_write)],
+    ids=lambda t: t[1],
 )
 def test_failed_save_leaves_previous_file_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target
 ) -> None:
     path = _save_small(tmp_path / "c.safetensors", version=1)
     before = path.read_bytes()
-    monkeypatch.setattr(*target, _boom)
+    monkeypatch.setattr(*target)
     with pytest.raises(OSError, match="disk on fire"):
         _save_small(path, version=2)
     monkeypatch.undo()
