@@ -205,15 +205,17 @@ def _objective(variant: str, batch: int, rollouts: int) -> Any:
     from ganframe_poet.objectives import SeqGAN
 
     config = SeqGANConfig(rollouts=rollouts, samples=batch)
-    return SeqGAN(config) if variant == "batched" else _naive_objective(config)
+    return _naive_objective(config) if variant == "naive" else SeqGAN(config)
 
 
 def _generator_update(objective: Any, sctx: Any, real: Tensor, opt: torch.optim.Optimizer,
-                      critic: nn.Module) -> float:
-    """What the core does for one generator update (critic frozen, as in the core)."""
+                      critic: nn.Module, bf16: bool = False) -> float:
+    """What the core does for one generator update (critic frozen, as in the core); with
+    ``bf16`` the loss runs under bf16 autocast, as ``train.precision = "bf16"`` makes it."""
     critic.requires_grad_(False)
     try:
-        out = objective.generator_loss(sctx, real)
+        with torch.autocast(sctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = objective.generator_loss(sctx, real)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -224,7 +226,9 @@ def _generator_update(objective: Any, sctx: Any, real: Tensor, opt: torch.optim.
 
 def seqgan_update(variant: str, batch: int, rollouts: int, device: str) -> dict[str, Any]:
     """One SeqGAN generator update: sample ``batch`` poems, per-token rewards from
-    ``rollouts`` completions of every prefix, policy-gradient loss, backward, Adam step."""
+    ``rollouts`` completions of every prefix, policy-gradient loss, backward, Adam step.
+    ``variant``: ``batched`` (the plugin), ``batched_bf16`` (the plugin under bf16
+    autocast) or ``naive`` (the nested loop)."""
     from ganframe.components import StepContext
 
     dev = torch.device(device)
@@ -237,11 +241,12 @@ def seqgan_update(variant: str, batch: int, rollouts: int, device: str) -> dict[
     sctx = StepContext(gen, critic, dev, 0, 0, 1)
     real = data.get(torch.arange(batch)).to(dev)
     # Warm-up on a tiny problem: first-call allocations and kernel selection, not timed.
-    _generator_update(_objective(variant, 4, 1), sctx, real[:4], opt, critic)
+    bf16 = variant.endswith("_bf16")
+    _generator_update(_objective(variant, 4, 1), sctx, real[:4], opt, critic, bf16)
     objective = _objective(variant, batch, rollouts)
     clock = StepClock(dev)
     clock.start()
-    reward = _generator_update(objective, sctx, real, opt, critic)
+    reward = _generator_update(objective, sctx, real, opt, critic, bf16)
     seconds = clock.stop()
     length = real.shape[1]
     return {

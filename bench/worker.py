@@ -44,7 +44,7 @@ def run_case(case: str, args: dict[str, Any]) -> dict[str, Any]:
         from poet_loops import mle_hand
 
         return mle_hand(args["steps"], args["warmup"], args["device"])
-    if case in ("seqgan-batched", "seqgan-naive"):
+    if case in ("seqgan-batched", "seqgan-batched_bf16", "seqgan-naive"):
         from poet_loops import seqgan_update
 
         return seqgan_update(

@@ -166,20 +166,26 @@ class LSTMPoet(nn.Module):
         rng: torch.Generator | None = None,
         temperature: float = 1.0,
         top_k: int = 0,
+        top_p: float = 1.0,
         constrained: bool = False,
         **options: Any,
     ) -> Tensor:
         """``n`` poems as token ids (n, seq_len); ``constrained`` forces the form's punctuation
-        and the end token where the form puts them."""
+        and the end token where the form puts them. ``top_p < 1`` samples from the smallest
+        set of likeliest characters whose probability (after temperature) reaches ``top_p``
+        (nucleus sampling, Holtzman et al. 2020): it cuts the long tail of rare characters,
+        which temperature alone only thins."""
         if options:
             raise UserError(
                 f"unknown sampling option(s) for the lstm generator: {', '.join(options)}; "
-                "it understands temperature, top_k and constrained."
+                "it understands temperature, top_k, top_p and constrained."
             )
         if temperature <= 0:
             raise UserError(f"temperature must be positive, not {temperature}.")
         if top_k < 0:
             raise UserError(f"top_k must be 0 (off) or positive, not {top_k}.")
+        if not 0.0 < top_p <= 1.0:
+            raise UserError(f"top_p must be in (0, 1] (1 = off), not {top_p}.")
         if constrained and self.template is None:
             raise UserError(
                 "constrained sampling needs a fixed form (data mode quatrain5 or quatrain7); "
@@ -197,6 +203,8 @@ class LSTMPoet(nn.Module):
                 if top_k and top_k < self.vocab_size:
                     kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
                     logits = logits.masked_fill(logits < kth, float("-inf"))
+                if top_p < 1.0:
+                    logits = nucleus(logits, top_p)
                 tok = sample_logits(logits, rng)
                 tok = torch.where(alive, tok, torch.full_like(tok, self.pad))
                 alive = alive & (tok != self.end)
@@ -236,10 +244,33 @@ class LSTMPoet(nn.Module):
         return torch.stack(outs, dim=1)
 
 
-def sample_logits(logits: Tensor, rng: torch.Generator | None) -> Tensor:
-    """One draw per row from softmax(logits) by the Gumbel-max trick (rng-reproducible)."""
-    u = torch.rand(logits.shape, device=logits.device, generator=rng).clamp_(1e-10, 1.0 - 1e-7)
-    return (logits - torch.log(-torch.log(u))).argmax(dim=-1)
+def nucleus(logits: Tensor, top_p: float) -> Tensor:
+    """``logits`` with everything outside each row's top-p nucleus set to -inf; the likeliest
+    token is always kept, so a row never loses all its mass."""
+    ordered, order = logits.sort(dim=-1, descending=True)
+    probs = ordered.softmax(dim=-1)
+    outside = probs.cumsum(dim=-1) - probs >= top_p  # the mass before a token already suffices
+    return logits.scatter(1, order, ordered.masked_fill(outside, float("-inf")))
+
+
+def sample_logits(logits: Tensor, rng: torch.Generator | None, draws: int = 0) -> Tensor:
+    """Draws from softmax(logits) per row, by inverse-CDF sampling (rng-reproducible).
+
+    ``logits`` (M, V) float is overwritten (it becomes the unnormalised CDF): the callers
+    pass fresh tensors, and over a 5,000-character vocabulary the rollouts' memory traffic
+    is the cost. One uniform per draw instead of one per vocabulary entry (Gumbel-max) makes
+    this about twice as fast. ``draws = 0`` returns (M,) tokens; ``draws = R`` returns (M, R)
+    independent draws from the same rows, for R rollouts of one prefix.
+    """
+    cdf = logits.sub_(logits.amax(dim=1, keepdim=True)).exp_().cumsum_(dim=1)
+    total = cdf[:, -1:].contiguous()
+    u = torch.rand((cdf.shape[0], max(draws, 1)), device=cdf.device, generator=rng)
+    # right=True: the first entry whose CDF exceeds the target, so a zero-probability entry
+    # (a flat step of the CDF) is never chosen, not even for u = 0. A target that rounding
+    # pushed up to the total itself maps to the last entry of positive probability.
+    tok = torch.searchsorted(cdf, u.mul_(total), right=True)
+    tok = torch.minimum(tok, torch.searchsorted(cdf, total, right=False))
+    return tok if draws else tok[:, 0]
 
 
 def build_lstm_generator(config: LSTMGeneratorConfig, ctx: Any) -> LSTMPoet:

@@ -18,6 +18,7 @@ appended. ``rewards[b, t]`` is then the reward of row b's prefix ending at token
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import inf
 
 import torch
 from torch import Tensor
@@ -29,36 +30,40 @@ from ganframe_poet.generator import LSTMPoet, sample_logits
 def complete_prefixes(
     net: LSTMPoet, x: Tensor, rollouts: int, *, rng: torch.Generator | None = None
 ) -> Tensor:
-    """Completions (T-1, R, N, T): ``out[t-1, r, b, :t] == x[b, :t]``, the rest sampled."""
+    """Completions (T-1, R, N, T): ``out[t-1, r, b, :t] == x[b, :t]``, the rest sampled.
+
+    At position p the completions under way are exactly rows ``[0, p·R·N)`` of the layout
+    (prefix lengths 1..p), so each step works on a leading block of rows: the block that
+    joined earlier takes one LSTM step, the block joining now samples from logits the
+    teacher-forced pass already computed. Sampling overwrites the logits in place and never
+    concatenates them; the (much smaller) LSTM states are the only thing stacked per step.
+    """
     n, length = x.shape
     per_block = rollouts * n
     logits_tf, states = net.prefix_states(x)
-    ban = net.sampling_mask(0, False)
+    banned = net.banned.nonzero().squeeze(1)
     seen_end = (x == net.end).long().cumsum(dim=1) > 0  # inclusive of position t
     out = x.repeat((length - 1) * rollouts, 1)
     state: tuple[Tensor, Tensor] | None = None
-    alive = torch.empty(0, dtype=torch.bool, device=x.device)
-    prev = torch.empty(0, dtype=torch.long, device=x.device)
+    alive = torch.ones(0, dtype=torch.bool, device=x.device)
     for p in range(1, length):
-        # Prefixes of length p join: their next-token logits and state are already known.
-        new_logits = logits_tf[:, p].repeat(rollouts, 1)
-        h, c = states[p]
-        new_state = (h.repeat(1, rollouts, 1), c.repeat(1, rollouts, 1))
-        new_alive = ~seen_end[:, p - 1].repeat(rollouts)
-        if state is None:
-            logits, state, alive = new_logits, new_state, new_alive
-        else:
+        under_way = (p - 1) * per_block
+        tok = torch.empty(p * per_block, dtype=torch.long, device=x.device)
+        if state is not None:
             # Every completion already under way takes one step, all in one batch.
-            old_logits, old_state = net.step(prev, state)
-            logits = torch.cat([old_logits, new_logits])
-            state = (torch.cat([old_state[0], new_state[0]], dim=1),
-                     torch.cat([old_state[1], new_state[1]], dim=1))
-            alive = torch.cat([alive, new_alive])
-        tok = sample_logits(logits.float() + ban, rng)
-        tok = torch.where(alive, tok, torch.full_like(tok, net.pad))
-        alive = alive & (tok != net.end)
+            logits, state = net.step(out[:under_way, p - 1], state)
+            tok[:under_way] = sample_logits(logits.float().index_fill_(1, banned, -inf), rng)
+        # Prefixes of length p join: R draws from the logits after each row's prefix.
+        joining = logits_tf[:, p].float().contiguous().index_fill_(1, banned, -inf)
+        tok[under_way:] = sample_logits(joining, rng, draws=rollouts).t().reshape(-1)
+        h, c = states[p]
+        joined = (h.repeat(1, rollouts, 1), c.repeat(1, rollouts, 1))
+        state = joined if state is None else (torch.cat([state[0], joined[0]], dim=1),
+                                              torch.cat([state[1], joined[1]], dim=1))
+        alive = torch.cat([alive, ~seen_end[:, p - 1].repeat(rollouts)])
+        tok = torch.where(alive, tok, net.pad)
+        alive &= tok != net.end
         out[: p * per_block, p] = tok
-        prev = tok
     return out.view(length - 1, rollouts, n, length)
 
 
