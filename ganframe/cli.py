@@ -18,15 +18,55 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ganframe import __version__
 from ganframe.errors import UserError
 
+
+class _WithPluginCommands(TyperGroup):
+    """The command group, plus the subcommands plugins register (``register_commands``).
+
+    Plugin commands are looked up only when a name is not a core command, or when the help
+    lists every command, so ``ganframe run ...`` never imports a plugin's command module.
+    Click resolves the subcommand (and prints ``--help``) before the group's own callback
+    runs, so ``-p NAME`` is picked out of the raw arguments here.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        disabled, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg in ("-p", "--disable-plugin"):
+                disabled += args[i + 1 : i + 2]
+                i += 2
+                continue
+            if arg.startswith("--disable-plugin="):
+                disabled.append(arg.split("=", 1)[1])
+            elif arg.startswith("-p") and len(arg) > 2:
+                disabled.append(arg[2:])
+            elif not arg.startswith("-"):
+                break  # the command's name; what follows are its own arguments
+            i += 1
+        _state["disabled"] = disabled
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        core = super().list_commands(ctx)
+        return core + sorted(n for n in _plugin_command_names(ctx) if n not in core)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        return found if found is not None else _plugin_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="ganframe",
     help="Train GANs from TOML recipes, extended by plugins.",
+    cls=_WithPluginCommands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,6 +76,10 @@ app = typer.Typer(
 _state: dict[str, Any] = {"debug": False, "disabled": []}
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+#: Plugin commands: (disabled plugins, the host they came from, specs by name), and the
+#: click commands built from them.
+_plugin_specs_cache: tuple[tuple[str, ...], Any, dict[str, Any]] | None = None
+_plugin_built: dict[str, click.Command | None] = {}
 
 
 def _host() -> Any:
@@ -49,6 +93,68 @@ def _host() -> Any:
         if issubclass(w.category, PluginWarning):
             err.print(f"warning: {w.message}", style="yellow", highlight=False)
     return host
+
+
+def _plugin_specs(ctx: click.Context) -> dict[str, Any]:
+    """Plugin command specs by name, for the plugins this invocation has not disabled.
+
+    A name the core uses, or that an earlier plugin (in listing order) took, is refused with
+    one warning line."""
+    global _plugin_specs_cache
+    from ganframe import plugins
+
+    key = tuple(_state["disabled"])
+    cached = _plugin_specs_cache
+    if cached is not None and cached[0] == key and cached[1] is plugins._HOST:
+        return cached[2]
+    host = _host()
+    _plugin_built.clear()
+    group = ctx.command
+    core = set(TyperGroup.list_commands(group, ctx)) if isinstance(group, TyperGroup) else set()
+    specs: dict[str, Any] = {}
+    for spec in host.registry.commands:
+        taken = "a ganframe command" if spec.name in core else (
+            f"plugin {specs[spec.name].plugin!r}" if spec.name in specs else None)
+        if taken:
+            err.print(f"warning: plugin {spec.plugin!r} registers command {spec.name!r}, "
+                      f"which {taken} already provides; it is not available.",
+                      style="yellow", highlight=False, markup=False)
+            continue
+        specs[spec.name] = spec
+    _plugin_specs_cache = (key, host, specs)
+    return specs
+
+
+def _plugin_command_names(ctx: click.Context) -> list[str]:
+    return list(_plugin_specs(ctx))
+
+
+def _plugin_command(ctx: click.Context, name: str) -> click.Command | None:
+    """Build the click command of a plugin's registered function (or typer app), once."""
+    if name in _plugin_built:
+        return _plugin_built[name]
+    spec = _plugin_specs(ctx).get(name)
+    command: click.Command | None = None
+    if spec is not None:
+        try:
+            target = spec.resolve()
+            if isinstance(target, typer.Typer):
+                command = typer.main.get_command(target)
+            else:
+                single = typer.Typer(add_completion=False, rich_markup_mode=None,
+                                     pretty_exceptions_enable=False)
+                single.command(name, short_help=spec.summary or None)(guarded(target))
+                command = typer.main.get_command(single)
+            command.name = name
+        except Exception as exc:  # a broken plugin command is a warning, never a crash
+            err.print(
+                f"warning: command {name!r} of plugin {spec.plugin!r} could not be loaded: "
+                f"{type(exc).__name__}: {exc}",
+                style="yellow", highlight=False, markup=False,
+            )
+            command = None
+    _plugin_built[name] = command
+    return command
 
 
 _USER_FS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -269,6 +375,9 @@ def sample(
         float | None, typer.Option(help="Sampling temperature (text generators).")
     ] = None,
     top_k: Annotated[int | None, typer.Option(help="Top-k sampling (text generators).")] = None,
+    top_p: Annotated[
+        float | None, typer.Option(help="Nucleus (top-p) sampling (text generators).")
+    ] = None,
     constrained: Annotated[
         bool | None,
         typer.Option(
@@ -284,7 +393,8 @@ def sample(
 
     ckpt = api.load_checkpoint(checkpoint, device=device)
     x = api.sample(
-        ckpt, n, seed=seed, temperature=temperature, top_k=top_k, constrained=constrained
+        ckpt, n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+        constrained=constrained,
     )
     path = api.write_samples(x, output, ckpt)
     out.print(f"wrote {n} samples to {path}", highlight=False)
@@ -334,7 +444,8 @@ def list_plugins(
     table.add_column("version")
     table.add_column("status")
     for kind in KINDS:
-        table.add_column(kind + "s")
+        table.add_column("losses" if kind == "loss" else kind + "s")
+    table.add_column("commands")
     for row in rows:
         status = row["status"]
         style = "green" if status == "ok" else ("red" if status.startswith("failed") else "yellow")
@@ -343,6 +454,7 @@ def list_plugins(
             row["version"],
             f"[{style}]{status}[/]",
             *(", ".join(row["components"][k]) for k in KINDS),
+            ", ".join(row["commands"]),
         )
     out.print(table)
 
@@ -366,38 +478,6 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for item in items:
         table.add_row(item["name"], item["plugin"], item["summary"])
     out.print(table)
-
-
-@app.command("new-plugin")
-@guarded
-def new_plugin(
-    name: Annotated[
-        str, typer.Argument(help="Plugin name, e.g. 'mygan' (distribution ganframe-mygan).")
-    ],
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", help="Where to create the project (default ./ganframe-NAME)."),
-    ] = None,
-    kinds: Annotated[
-        str, typer.Option(help="Comma-separated kinds: generator,critic,loss,dataset,metric.")
-    ] = "generator,critic",
-) -> None:
-    """Write a ready-to-publish plugin project with working components and passing tests."""
-    from ganframe.scaffold import new_plugin as scaffold
-
-    path = scaffold(name, directory, [k.strip() for k in kinds.split(",") if k.strip()])
-    out.print(f"created plugin project {path}", highlight=False)
-    out.print(f"next: pip install -e {path} && pytest {path}", highlight=False)
-
-
-@app.command()
-@guarded
-def schema() -> None:
-    """Print the JSON Schema of recipes (core plus installed plugins), for editors."""
-    from ganframe.schema import recipe_schema
-
-    host = _host()
-    sys.stdout.write(json.dumps(recipe_schema(host.registry), indent=2) + "\n")
 
 
 def main() -> None:

@@ -544,6 +544,16 @@ def cli_reference() -> str:
     names = sorted(group.list_commands(ctx))
     commands = [(n, group.get_command(ctx, n)) for n in names]
     commands = [(n, c) for n, c in commands if c is not None and not c.hidden]
+    from ganframe.plugins import get_registry
+
+    origin = {c.name: c.plugin for c in get_registry().commands}
+
+    def source(name: str) -> str:
+        plugin = origin.get(name)
+        if plugin is None or plugin.startswith("ganframe.builtin."):
+            return "ganframe"
+        return f"plugin `{plugin}`"
+
     out = [
         _HEADER,
         "",
@@ -558,9 +568,12 @@ def cli_reference() -> str:
         *_params_tables(group, ctx),
         "## Commands",
         "",
+        "Plugins add commands through the `register_commands` hook; this page was generated "
+        "with the plugins named in the last column installed.",
+        "",
         *_table(
-            ["Command", "What it does"],
-            ([f"[`{n}`](#ganframe-{n})", _first_line(c.help)] for n, c in commands),
+            ["Command", "What it does", "From"],
+            ([f"[`{n}`](#ganframe-{n})", _first_line(c.help), source(n)] for n, c in commands),
         ),
         "",
     ]

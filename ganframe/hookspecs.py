@@ -57,3 +57,13 @@ def register_sample_writers(register: Register) -> None:
     """Register sample file formats: ``register(data_kind, suffix, writer, summary=...)`` where
     ``writer(samples, path, info)`` writes a batch of generated samples for a data kind
     (``"image"``, ``"points"``, ``"text"``, ...) to a file with that suffix."""
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Register ``ganframe`` subcommands: ``register(name, command, summary=...)`` where
+    ``command`` is a function whose parameters are typer-annotated (or a ``typer.Typer`` app
+    for a group of subcommands), or a lazy ``"package.module:attr"`` reference to one. The
+    module is imported when ``ganframe --help`` lists commands or the command runs, so it
+    must import torch inside the function, not at the top. A name the core already uses,
+    or that another plugin took first, is refused with a warning."""

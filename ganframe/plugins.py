@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,14 @@ from typing import Any
 import pluggy
 
 from ganframe import hookspecs
-from ganframe.registry import KINDS, RecipeSpec, Registry, WriterSpec, make_register
+from ganframe.registry import (
+    KINDS,
+    CommandSpec,
+    RecipeSpec,
+    Registry,
+    WriterSpec,
+    make_register,
+)
 
 ENTRY_POINT_GROUP = "ganframe"
 DISABLE_AUTOLOAD_ENV = "GANFRAME_DISABLE_PLUGIN_AUTOLOAD"
@@ -30,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganframe.builtin.losses_plugin",
     "ganframe.builtin.toy_plugin",
     "ganframe.builtin.writers_plugin",
+    "ganframe.builtin.authoring_plugin",
 )
 
 _HOOK_KIND = {
@@ -64,6 +73,7 @@ class PluginInfo:
                 kind: sorted(s.name for s in registry.components[kind] if s.plugin == self.name)
                 for kind in KINDS
             },
+            "commands": sorted(c.name for c in registry.commands if c.plugin == self.name),
         }
 
 
@@ -191,12 +201,16 @@ def _collect(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo, registry: 
                 register = make_register(registry, _HOOK_KIND[hook_name], info.name, info.version)
             elif hook_name == "register_recipes":
                 register = _recipe_register(registry, info.name)
+            elif hook_name == "register_commands":
+                register = _command_register(registry, info.name)
             else:
                 register = _writer_register(registry, info.name)
             impl.function(register=register)
 
 
-HOOK_NAMES: tuple[str, ...] = (*_HOOK_KIND, "register_recipes", "register_sample_writers")
+HOOK_NAMES: tuple[str, ...] = (
+    *_HOOK_KIND, "register_recipes", "register_sample_writers", "register_commands",
+)
 
 
 def _recipe_register(registry: Registry, plugin: str) -> Any:
@@ -213,6 +227,25 @@ def _writer_register(registry: Registry, plugin: str) -> Any:
         if not suffix.startswith("."):
             raise ValueError(f"writer suffix {suffix!r} must start with '.'")
         registry.writers.append(WriterSpec(data_kind, suffix.lower(), writer, plugin, summary))
+
+    return register
+
+
+_COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _command_register(registry: Registry, plugin: str) -> Any:
+    def register(name: str, command: Any, summary: str = "") -> None:
+        if not isinstance(name, str) or not _COMMAND_NAME.match(name):
+            raise ValueError(
+                f"invalid command name {name!r} (lower-case letters, digits and '-', "
+                "starting with a letter)"
+            )
+        if not (callable(command) or isinstance(command, str)):
+            raise ValueError(f"command {name!r}: must be a function or 'module:attr'")
+        if any(c.name == name and c.plugin == plugin for c in registry.commands):
+            raise ValueError(f"registers command {name!r} twice")
+        registry.commands.append(CommandSpec(name, command, plugin, summary))
 
     return register
 

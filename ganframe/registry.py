@@ -96,12 +96,26 @@ class WriterSpec:
 
 
 @dataclass
+class CommandSpec:
+    """A plugin's ``ganframe`` subcommand; ``command`` may still be a lazy string."""
+
+    name: str
+    command: Any
+    plugin: str
+    summary: str = ""
+
+    def resolve(self) -> Any:
+        return resolve_ref(self.command, f"command {self.name!r} of plugin {self.plugin}")
+
+
+@dataclass
 class Registry:
     components: dict[str, list[ComponentSpec]] = field(
         default_factory=lambda: {kind: [] for kind in KINDS}
     )
     recipes: list[RecipeSpec] = field(default_factory=list)
     writers: list[WriterSpec] = field(default_factory=list)
+    commands: list[CommandSpec] = field(default_factory=list)
 
     # -- registration ---------------------------------------------------------------------
     def add(self, spec: ComponentSpec) -> None:
@@ -125,6 +139,7 @@ class Registry:
             self.components[kind] = [s for s in self.components[kind] if s.plugin != plugin]
         self.recipes = [r for r in self.recipes if r.plugin != plugin]
         self.writers = [w for w in self.writers if w.plugin != plugin]
+        self.commands = [c for c in self.commands if c.plugin != plugin]
 
     # -- lookup ---------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

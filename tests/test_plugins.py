@@ -119,6 +119,44 @@ def register_generatorz(register):
 
 _DUP = _FUTURE.replace("999", "1").replace("futuregen", "dupgen")
 
+_COMMANDS = """
+from ganframe import hookimpl
+
+
+@hookimpl
+def register_commands(register):
+    register("hello", "gft_cmd_impl:hello", summary="Say hello (a plugin command).")
+    register("run", "gft_cmd_impl:hello", summary="Clashes with the core's run.")
+    register("ghost", "gft_cmd_missing:nothing", summary="Its module does not exist.")
+"""
+
+_COMMANDS_IMPL = """
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ganframe.errors import UserError
+
+marker = os.environ.get("GFT_CMD_MARKER")
+if marker:  # lets a test see whether this module was imported at all
+    Path(marker).write_text("imported")
+
+
+def hello(
+    name: Annotated[str, typer.Argument(help="Who to greet.")],
+    shout: Annotated[bool, typer.Option(help="Upper case.")] = False,
+) -> None:
+    \"\"\"Greet someone.\"\"\"
+    if name == "nobody":
+        raise UserError("hello needs somebody to greet; pass a name.")
+    if name == "bug":
+        raise RuntimeError("a bug in the plugin command")
+    text = f"hello {name}"
+    print(text.upper() if shout else text)
+"""
+
 # (distribution, version, entry-point name, module name, source)
 DISTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("gft-good", "1.2.3", "gftgood", "gft_good_plugin", _GOOD),
@@ -128,6 +166,7 @@ DISTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("gft-clash-a", "0.1.0", "gftclasha", "gft_clash_a_plugin", _CLASH.format(key="only_a")),
     ("gft-clash-b", "0.2.0", "gftclashb", "gft_clash_b_plugin", _CLASH.format(key="only_b")),
     ("gft-typo", "0.1.0", "gfttypo", "gft_typo_plugin", _TYPO),
+    ("gft-cmd", "0.3.0", "gftcmd", "gft_cmd_plugin", _COMMANDS),
     (
         "gft-dup-a",
         "0.1.0",
@@ -143,7 +182,7 @@ DISTS: tuple[tuple[str, str, str, str, str], ...] = (
         _FUTURE.replace("999", "1").replace("futuregen", "dupgen"),
     ),
 )
-FAKE_MODULES = [d[3] for d in DISTS] + ["gft_good_impl"]
+FAKE_MODULES = [d[3] for d in DISTS] + ["gft_good_impl", "gft_cmd_impl"]
 
 
 def make_dist(root: Path, dist: str, version: str, ep_name: str, module: str, src: str) -> None:
@@ -167,6 +206,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for dist in DISTS:
         make_dist(root, *dist)
     (root / "gft_good_impl.py").write_text(textwrap.dedent(_GOOD_IMPL), encoding="utf-8")
+    (root / "gft_cmd_impl.py").write_text(textwrap.dedent(_COMMANDS_IMPL), encoding="utf-8")
     yield root
     _forget_fake_modules()
 
@@ -299,7 +339,8 @@ def test_listing_does_not_import_lazy_factories(probe: dict, listing: list[dict]
 def test_list_plugins_json_shape(listing: list[dict]) -> None:
     assert listing, "no plugins listed"
     for row in listing:
-        assert set(row) == {"name", "version", "status", "hooks", "components"}, row
+        assert set(row) == {"name", "version", "status", "hooks", "components", "commands"}, row
+        assert isinstance(row["commands"], list)
         assert set(row["components"]) == KIND_KEYS, row
         assert isinstance(row["hooks"], list)
         assert all(isinstance(v, list) for v in row["components"].values())
@@ -358,6 +399,84 @@ def test_cli_disable_plugin_option(site: Path) -> None:
     assert rows["gftgood"]["status"] == "disabled"
     assert rows["gftgood"]["components"]["generator"] == []
     assert rows["gftfuture"]["status"].startswith("incompatible")  # the others still load
+
+
+# -- plugin commands (register_commands) ---------------------------------------------------
+
+
+def test_plugin_command_is_listed_and_runs(site: Path, listing: list[dict], probe: dict) -> None:
+    row = next(p for p in listing if p["name"] == "gftcmd")
+    assert row["status"] == "ok" and row["commands"] == ["ghost", "hello", "run"]
+    assert row["hooks"] == ["register_commands"]
+    helptext = probe["help"]["stdout"]
+    assert "hello" in helptext and "Say hello (a plugin command)." in helptext
+    assert "ghost" not in helptext  # its module does not import: left out...
+    assert not probe["help"]["torch"]
+    # ...with one warning line each for it and for the name the core owns.
+    ghost = [ln for ln in probe["stderr"].splitlines() if "'ghost'" in ln]
+    assert len(ghost) == 1 and "could not be loaded" in ghost[0], probe["stderr"]
+    clash = [ln for ln in probe["stderr"].splitlines() if "command 'run'" in ln]
+    assert len(clash) == 1 and "a ganframe command already provides" in clash[0]
+    assert "Traceback" not in probe["stderr"]
+
+    proc = ganframe(site, "hello", "world", "--shout")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "HELLO WORLD"
+    proc = ganframe(site, "hello", "--help")
+    assert proc.returncode == 0 and "Who to greet." in proc.stdout
+
+
+def test_plugin_command_errors_exit_like_core_commands(site: Path) -> None:
+    proc = ganframe(site, "hello", "nobody")
+    assert proc.returncode == 2
+    assert "hello needs somebody to greet" in proc.stderr and "Traceback" not in proc.stderr
+    proc = ganframe(site, "hello", "bug")
+    assert proc.returncode == 1
+    assert "internal error: RuntimeError: a bug in the plugin command" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = ganframe(site, "--debug", "hello", "bug")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_core_command_is_never_replaced_and_disabled_plugins_lose_commands(
+    site: Path, tmp_path: Path
+) -> None:
+    proc = ganframe(site, "run", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "hello" not in proc.stdout  # the core's run answered
+    for args in (["-p", "gftcmd"], ["--disable-plugin=gftcmd"], ["-pgftcmd"]):
+        proc = ganframe(site, *args, "hello", "world")
+        assert proc.returncode == 2 and "No such command 'hello'" in proc.stderr, args
+        proc = ganframe(site, *args, "--help")
+        assert proc.returncode == 0 and "hello" not in proc.stdout, args
+
+
+def test_core_commands_do_not_import_plugin_command_modules(site: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    proc = ganframe(site, "validate", str(write_recipe(tmp_path)), GFT_CMD_MARKER=str(marker))
+    assert proc.returncode == 0, proc.stderr
+    proc = ganframe(site, "list-plugins", GFT_CMD_MARKER=str(marker))
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+    proc = ganframe(site, "hello", "x", GFT_CMD_MARKER=str(marker))
+    assert proc.returncode == 0 and marker.exists()
+
+
+@pytest.mark.parametrize("name", ["Hello", "two words", "-x", "a:b", ""])
+def test_invalid_command_names_fail_the_plugin(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_dist(tmp_path, "gft-badcmd", "0.1.0", "gftbadcmd", "gft_badcmd_plugin",
+              "from ganframe import hookimpl\n\n@hookimpl\ndef register_commands(register):\n"
+              f"    register({name!r}, print)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    try:
+        host, warned = build_host()
+    finally:
+        sys.modules.pop("gft_badcmd_plugin", None)
+    row = by_name(host)["gftbadcmd"]
+    assert row["status"].startswith("failed:") and "invalid command name" in row["status"]
+    assert row["commands"] == [] and any("gftbadcmd" in w for w in warned)
 
 
 # -- the host in this process --------------------------------------------------------------
@@ -524,3 +643,4 @@ def test_every_hook_spec_is_exercised_by_a_builtin_plugin() -> None:
         assert {s.plugin for s in reg.components[kind]} & by_hook[hook], hook
     assert {r.plugin for r in reg.recipes} & by_hook["register_recipes"]
     assert {w.plugin for w in reg.writers} & by_hook["register_sample_writers"]
+    assert {c.plugin for c in reg.commands} & by_hook["register_commands"]

@@ -149,6 +149,10 @@ class BleuConfig(_Strict):
     max_order: int = Field(5, ge=2, le=8, description="BLEU-2 up to BLEU-max_order.")
     temperature: float = Field(1.0, gt=0.0, description="Sampling temperature.")
     top_k: int = Field(0, ge=0, description="Sample among the k likeliest (0 = all).")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling: the likeliest characters holding "
+        "this much probability (1 = all)."
+    )
     constrained: bool = Field(False, description="Force the form's punctuation when sampling.")
     references: str | None = Field(
         None, description="Reference poem file; default: the data's test split."

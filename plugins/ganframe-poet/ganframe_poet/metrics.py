@@ -37,7 +37,8 @@ def _split(ctx: Any, split: str, what: str) -> Any:
 
 def sample_poems(
     generator: nn.Module, n: int, info: dict[str, Any], *, device: torch.device, seed: int,
-    temperature: float = 1.0, top_k: int = 0, constrained: bool = False, batch: int = 1000,
+    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, constrained: bool = False,
+    batch: int = 1000,
 ) -> list[str]:
     """``n`` decoded poems, reproducible for a seed."""
     rng = torch.Generator(device=device).manual_seed(seed)
@@ -46,7 +47,7 @@ def sample_poems(
         while len(poems) < n:
             k = min(batch, n - len(poems))
             ids = generator.generate(
-                k, device=device, rng=rng, temperature=temperature, top_k=top_k,
+                k, device=device, rng=rng, temperature=temperature, top_k=top_k, top_p=top_p,
                 constrained=constrained,
             )
             poems += decode_ids(ids.cpu().tolist(), info)
@@ -117,7 +118,7 @@ class BleuMetric:
         poems = sample_poems(
             generator, n, info, device=ctx.device, seed=ctx.seed,
             temperature=self.config.temperature, top_k=self.config.top_k,
-            constrained=self.config.constrained,
+            top_p=self.config.top_p, constrained=self.config.constrained,
         )
         return score_poems(
             poems, self._scorer, mode=info.get("mode", "free"),

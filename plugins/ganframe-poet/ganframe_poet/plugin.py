@@ -119,3 +119,13 @@ def register_recipes(register):  # type: ignore[no-untyped-def]
         recipes / "lstm-poet-gumbel.toml",
         summary="LSTM poet: MLE pre-training then Gumbel-softmax RSGAN (quatrains5)",
     )
+
+
+@hookimpl
+def register_commands(register):  # type: ignore[no-untyped-def]
+    register(
+        "poet-sweep",
+        "ganframe_poet.sweep:sweep_command",
+        summary="Quality-diversity curve of poet checkpoints: BLEU vs self-BLEU over "
+        "sampling temperatures (table and plot).",
+    )

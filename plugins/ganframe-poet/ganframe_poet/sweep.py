@@ -6,7 +6,7 @@ tuned temperature often beats text GANs. Sampling every checkpoint at several te
 and plotting BLEU-3 against self-BLEU-3 shows whether adversarial training moved the curve
 or only moved along it. Real training poems scored the same way are drawn as a reference.
 
-    python -m ganframe_poet.sweep runs/poet-mle runs/poet-seqgan \\
+    ganframe poet-sweep runs/poet-mle runs/poet-seqgan \\
         --temperatures 0.6,0.7,0.8,0.9,1.0,1.1 -n 1000 --out sweep/
 
 writes ``sweep.csv``, ``sweep.md`` (a table) and ``sweep.png`` (the plot) into ``--out``.
@@ -16,18 +16,19 @@ found through ``$GANFRAME_DATA`` or its ``path``) unless ``--references`` names 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from ganframe.errors import UserError
 
 COLUMNS = [
-    "label", "temperature", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3",
+    "label", "temperature", "top_p", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3",
     "self_bleu4", "self_bleu5", "valid_form", "copied", "unique",
 ]
 
@@ -55,6 +56,7 @@ def sweep(
     references: str | Path | None = None,
     labels: Sequence[str] | None = None,
     real: bool = True,
+    top_p: float = 1.0,
 ) -> list[dict[str, Any]]:
     """One row of scores per (checkpoint, temperature), plus one for real training poems."""
     from ganframe.api import load_checkpoint
@@ -85,11 +87,11 @@ def sweep(
         device = next(ckpt.generator.parameters()).device
         for t in temperatures:
             poems = sample_poems(ckpt.generator, n, info, device=device, seed=seed,
-                                 temperature=t)
+                                 temperature=t, top_p=top_p)
             scores = score_poems(poems, scorer, mode=info["mode"],
                                  punctuation=info["punctuation"],
                                  train_poems=set(train) if train is not None else None)
-            rows.append({"label": label, "temperature": t, **scores})
+            rows.append({"label": label, "temperature": t, "top_p": top_p, **scores})
     if real and train is not None and scorer is not None:
         picked = random.Random(seed).sample(train, min(n, len(train)))
         scores = score_poems(picked, scorer, mode=info["mode"], punctuation=info["punctuation"],
@@ -163,38 +165,59 @@ def plot(rows: list[dict[str, Any]], path: Path, *, x_key: str = "self_bleu3",
     img.save(path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ganframe_poet.sweep",
-        description="Sample poet checkpoints at several temperatures; write the "
-        "quality-diversity table (sweep.csv, sweep.md) and plot (sweep.png).",
-    )
-    parser.add_argument("checkpoints", nargs="+", help="Checkpoint files or run folders.")
-    parser.add_argument("--temperatures", default="0.6,0.7,0.8,0.9,1.0,1.1")
-    parser.add_argument("-n", type=int, default=1000, help="Poems per temperature.")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--references", help="Reference poem file (default: the test split).")
-    parser.add_argument("--labels", help="Comma-separated names for the checkpoints.")
-    parser.add_argument("--out", default="sweep", help="Output folder.")
-    args = parser.parse_args(argv)
+def sweep_command(
+    checkpoints: Annotated[
+        list[Path], typer.Argument(help="Checkpoint files or run folders (one curve each).")
+    ],
+    temperatures: Annotated[
+        str, typer.Option(help="Comma-separated sampling temperatures.")
+    ] = "0.6,0.7,0.8,0.9,1.0,1.1",
+    n: Annotated[int, typer.Option("-n", help="Poems per temperature.")] = 1000,
+    top_p: Annotated[
+        float, typer.Option(help="Nucleus sampling at every temperature (1 = off).")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled poems.")] = 0,
+    references: Annotated[
+        Path | None, typer.Option(help="Reference poem file (default: the test split).")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Comma-separated names for the checkpoints.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("sweep"),
+) -> None:
+    """Sample poet checkpoints at several temperatures; write the quality-diversity table
+    (sweep.csv, sweep.md) and plot (sweep.png)."""
     try:
-        temps = [float(t) for t in args.temperatures.split(",") if t.strip()]
-        labels = args.labels.split(",") if args.labels else None
-        if labels is not None and len(labels) != len(args.checkpoints):
-            raise UserError("--labels needs one name per checkpoint.")
-        if not temps or any(t <= 0 for t in temps):
-            raise UserError("--temperatures must be positive numbers, e.g. 0.7,0.8,1.0.")
-        rows = sweep(args.checkpoints, temps, n=args.n, seed=args.seed,
-                     references=args.references, labels=labels)
-    except (UserError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    write_table(rows, out)
-    plot(rows, out / "sweep.png")
-    print((out / "sweep.md").read_text(encoding="utf-8"))
-    return 0
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(
+            f"--temperatures must be comma-separated numbers, e.g. 0.7,0.8,1.0, not "
+            f"{temperatures!r}."
+        ) from None
+    names = labels.split(",") if labels else None
+    if names is not None and len(names) != len(checkpoints):
+        raise UserError(
+            f"--labels names {len(names)} checkpoint(s) but {len(checkpoints)} were given; "
+            "give one name per checkpoint."
+        )
+    if not temps or any(t <= 0 for t in temps):
+        raise UserError("--temperatures must be positive numbers, e.g. 0.7,0.8,1.0.")
+    if n <= 0:
+        raise UserError(f"-n must be a positive number of poems, not {n}.")
+    if not 0.0 < top_p <= 1.0:
+        raise UserError(f"--top-p must be in (0, 1] (1 = off), not {top_p}.")
+    rows = sweep(checkpoints, temps, n=n, seed=seed, references=references, labels=names,
+                 top_p=top_p)
+    try:
+        write_table(rows, out)
+        plot(rows, out / "sweep.png")
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the sweep results ({exc.strerror}).") from None
+    sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8"))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m ganframe_poet.sweep ... == ganframe poet-sweep ...
+    from ganframe.cli import main
+
+    sys.argv = ["ganframe", "poet-sweep", *sys.argv[1:]]
+    main()

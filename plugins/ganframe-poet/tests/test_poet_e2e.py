@@ -140,7 +140,7 @@ def test_cli_sample_and_temperature_sweep(corpus, tmp_path, monkeypatch):
     assert len(out.read_text(encoding="utf-8").splitlines()) == 7
 
     # The quality-diversity sweep over temperatures, with real poems as the reference point.
-    from ganframe_poet.sweep import main, plot, sweep, write_table
+    from ganframe_poet.sweep import plot, sweep, write_table
     from PIL import Image
 
     monkeypatch.chdir(corpus.parent.parent)  # the recipe's data path is relative
@@ -152,10 +152,23 @@ def test_cli_sample_and_temperature_sweep(corpus, tmp_path, monkeypatch):
     plot(rows, tmp_path / "sweep" / "sweep.png")
     assert len((tmp_path / "sweep" / "sweep.csv").read_text().splitlines()) == 4
     assert Image.open(tmp_path / "sweep" / "sweep.png").size == (720, 520)
-    assert main([str(result.checkpoint), "--temperatures", "0.8", "-n", "10",
-                 "--out", str(tmp_path / "cli")]) == 0
+    # ... and as the plugin's `ganframe poet-sweep` command (register_commands hook).
+    runner = typer_testing.CliRunner()
+    res = runner.invoke(app, ["--help"])
+    assert "poet-sweep" in res.output
+    res = runner.invoke(app, ["poet-sweep", str(result.checkpoint), "--temperatures", "0.8",
+                              "-n", "10", "--top-p", "0.9", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
     assert (tmp_path / "cli" / "sweep.png").exists()
-    assert main([str(result.checkpoint), "--temperatures", "0,1"]) == 2
+    table = (tmp_path / "cli" / "sweep.csv").read_text(encoding="utf-8").splitlines()
+    assert table[0].startswith("label,temperature,top_p,") and ",0.8,0.9," in table[1]
+    for bad, says in ((["--temperatures", "0,1"], "positive"),
+                      (["--temperatures", "warm"], "comma-separated numbers"),
+                      (["--labels", "a,b"], "one name per checkpoint"),
+                      (["--top-p", "1.5"], "(0, 1]")):
+        res = runner.invoke(app, ["poet-sweep", str(result.checkpoint), *bad])
+        assert res.exit_code == 2 and says in res.output, (bad, res.output)
+        assert "Traceback" not in res.output
 
     # `ganframe eval` rebuilds the metrics from the checkpoint's recipe.
     scores = api.evaluate(result.checkpoint)  # the recipe's [[metrics]] tables

@@ -1,0 +1,43 @@
+"""The plugin author's commands, ``ganframe new-plugin`` and ``ganframe schema``.
+
+They reach the command line through the ``register_commands`` hook, exactly like a plugin's
+own commands, which keeps that hook exercised by the core itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def new_plugin(
+    name: Annotated[
+        str, typer.Argument(help="Plugin name, e.g. 'mygan' (distribution ganframe-mygan).")
+    ],
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to create the project (default ./ganframe-NAME)."),
+    ] = None,
+    kinds: Annotated[
+        str, typer.Option(help="Comma-separated kinds: generator,critic,loss,dataset,metric.")
+    ] = "generator,critic",
+) -> None:
+    """Write a ready-to-publish plugin project with working components and passing tests."""
+    from ganframe.cli import out
+    from ganframe.scaffold import new_plugin as scaffold
+
+    path = scaffold(name, directory, [k.strip() for k in kinds.split(",") if k.strip()])
+    out.print(f"created plugin project {path}", highlight=False)
+    out.print(f"next: pip install -e {path} && pytest {path}", highlight=False)
+
+
+def schema() -> None:
+    """Print the JSON Schema of recipes (core plus installed plugins), for editors."""
+    from ganframe.plugins import get_registry
+    from ganframe.schema import recipe_schema
+
+    sys.stdout.write(json.dumps(recipe_schema(get_registry()), indent=2) + "\n")

@@ -1,0 +1,18 @@
+"""Registers the core's plugin-authoring commands (``new-plugin``, ``schema``) lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ganframe import hookimpl
+
+
+@hookimpl
+def register_commands(register: Callable[..., Any]) -> None:
+    register("new-plugin", "ganframe.builtin.authoring:new_plugin",
+             summary="Write a ready-to-publish plugin project with working components and "
+             "passing tests.")
+    register("schema", "ganframe.builtin.authoring:schema",
+             summary="Print the JSON Schema of recipes (core plus installed plugins), for "
+             "editors.")
