@@ -118,3 +118,119 @@ def test_only_missing_files_are_fetched(served, monkeypatch, idxtools):
     (served.cache / src.name).write_bytes(src.read_bytes())
     load_test_split()
     assert served.mirror.requests == ["/good/t10k-images-idx3-ubyte.gz"]
+
+
+# -- resuming ----------------------------------------------------------------------------
+
+IMAGES = "t10k-images-idx3-ubyte"
+PATH = f"/good/{IMAGES}.gz"
+
+
+def _served_bytes(served) -> bytes:
+    return (served.mirror.root / "good" / f"{IMAGES}.gz").read_bytes()
+
+
+def test_a_dropped_connection_resumes_where_it_stopped(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    data = _served_bytes(served)
+    served.mirror.cut[PATH] = 100
+    path = download.download_file(IMAGES, served.cache, progress=False)
+    assert path.read_bytes() == data
+    assert served.mirror.requests == [PATH, PATH]
+    assert served.mirror.ranges_asked == [None, "bytes=100-"]  # only the rest, once
+    assert leftovers(served.cache) == [] and not list(served.cache.glob(".*.json"))
+
+
+def test_an_interrupted_run_resumes_in_the_next_one(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)  # the first run gives up after the drop
+    data = _served_bytes(served)
+    served.mirror.cut[PATH] = 150
+    with pytest.raises(UserError, match="connection closed after 150 of"):
+        download.download_file(IMAGES, served.cache, progress=False)
+    assert not (served.cache / f"{IMAGES}.gz").exists()  # nothing under the final name
+    (part,) = leftovers(served.cache)
+    assert (served.cache / part).read_bytes() == data[:150]
+    path = download.download_file(IMAGES, served.cache, progress=False)  # "the next run"
+    assert path.read_bytes() == data
+    assert served.mirror.ranges_asked == [None, "bytes=150-"]
+    assert leftovers(served.cache) == []
+
+
+def test_ctrl_c_keeps_the_part_for_later(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    data = _served_bytes(served)
+    real_copy = download._copy
+
+    def copy_then_interrupt(response, out, total, done, label, show):
+        out.write(response.read(64))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "_copy", copy_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        download.download_file(IMAGES, served.cache, progress=False)
+    monkeypatch.setattr(download, "_copy", real_copy)
+    path = download.download_file(IMAGES, served.cache, progress=False)
+    assert path.read_bytes() == data
+    assert served.mirror.ranges_asked[-1] == "bytes=64-"
+
+
+@pytest.mark.parametrize("why", ["server ignores ranges", "file changed on the server"])
+def test_resume_falls_back_to_the_whole_file(served, monkeypatch, why):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    data = _served_bytes(served)
+    served.mirror.cut[PATH] = 80
+    with pytest.raises(UserError):
+        download.download_file(IMAGES, served.cache, progress=False)
+    if why == "server ignores ranges":
+        served.mirror.ranges = False
+    else:  # same content, new gzip wrapper: another ETag, so If-Range must fail
+        raw = gzip.decompress(data)
+        data = gzip.compress(raw, compresslevel=1, mtime=12345)
+        (served.mirror.root / "good" / f"{IMAGES}.gz").write_bytes(data)
+    path = download.download_file(IMAGES, served.cache, progress=False)
+    assert path.read_bytes() == data  # the part was replaced, not appended to
+    assert leftovers(served.cache) == []
+
+
+def test_a_bad_part_file_costs_one_fresh_download_not_a_wrong_dataset(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    data = _served_bytes(served)
+    served.mirror.cut[PATH] = 120
+    with pytest.raises(UserError):
+        download.download_file(IMAGES, served.cache, progress=False)
+    (part,) = leftovers(served.cache)
+    (served.cache / part).write_bytes(b"\0" * 120)  # damaged on disk, same length
+    path = download.download_file(IMAGES, served.cache, progress=False)
+    assert path.read_bytes() == data
+    assert served.mirror.ranges_asked[-2:] == ["bytes=120-", None]  # resumed, then from 0
+    assert leftovers(served.cache) == []
+
+
+def test_a_complete_part_is_verified_without_refetching(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    data = _served_bytes(served)
+    served.mirror.cut[PATH] = 60
+    with pytest.raises(UserError):
+        download.download_file(IMAGES, served.cache, progress=False)
+    (part,) = leftovers(served.cache)
+    (served.cache / part).write_bytes(data)  # e.g. the bytes arrived, the rename did not
+    path = download.download_file(IMAGES, served.cache, progress=False)
+    assert path.read_bytes() == data
+    assert served.mirror.ranges_asked[-1] == f"bytes={len(data)}-"  # answered 416
+
+
+def test_a_missing_file_on_a_mirror_discards_its_part(served, monkeypatch):
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    served.mirror.cut[PATH] = 90
+    with pytest.raises(UserError):
+        download.download_file(IMAGES, served.cache, progress=False)
+    assert len(leftovers(served.cache)) == 1
+    (served.mirror.root / "good" / f"{IMAGES}.gz").unlink()
+    with pytest.raises(UserError, match="HTTP 404"):
+        download.download_file(IMAGES, served.cache, progress=False)
+    assert leftovers(served.cache) == [] and not list(served.cache.glob(".*.json"))
