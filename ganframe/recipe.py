@@ -290,6 +290,27 @@ def _loc(loc: tuple[Any, ...]) -> str:
 _UNION_TAGS = {"adam", "adamw", "rmsprop", "sgd"}
 
 
+def _ignored_keys(model: type[BaseModel], options: dict[str, Any]) -> list[str]:
+    """Keys a plugin's config model would silently drop.
+
+    pydantic ignores unknown keys unless a model says ``extra="forbid"``, so a misspelled
+    option of a plugin that forgot to say so would change nothing, without a word. Unknown
+    keys are errors everywhere in a recipe, whatever the plugin's model says, except for
+    models that ask for extra keys (``extra="allow"``).
+    """
+    if model.model_config.get("extra") in ("forbid", "allow"):
+        return []
+    known: set[str] = set()
+    for name, info in model.model_fields.items():
+        known.add(name)
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                known.add(alias)
+            elif alias is not None and hasattr(alias, "choices"):  # AliasChoices
+                known.update(c for c in alias.choices if isinstance(c, str))
+    return sorted(k for k in options if k not in known)
+
+
 def _format_errors(source: str, problems: list[tuple[str, str]]) -> str:
     if len(problems) == 1:
         key, msg = problems[0]
@@ -401,6 +422,11 @@ def validate(
             model = spec.config_model()
         except Exception as exc:  # a plugin's broken lazy config string
             problems.append((place, f"plugin {spec.plugin} has a broken config model: {exc}"))
+            continue
+        unknown = _ignored_keys(model, options)
+        if unknown:
+            problems += [(f"{place}.{k}", "unknown key (not a setting here; check the spelling)")
+                         for k in unknown]
             continue
         try:
             resolved.components[place] = (spec, model.model_validate(options))

@@ -70,6 +70,39 @@ def test_error_names_file_and_dotted_component_key(tmp_path, registry):
     assert "greater than 0" in msg
 
 
+def test_misspelled_option_of_a_lax_plugin_model_is_still_an_error(tmp_path):
+    """A plugin's config model that does not forbid extra keys would let pydantic drop a
+    misspelled option silently; the recipe loader refuses it anyway. A model that asks for
+    extra keys (extra="allow") keeps them."""
+    import copy
+
+    from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+    from ganframe.registry import ComponentSpec
+
+    class Lax(BaseModel):  # no model_config: pydantic's default is extra="ignore"
+        hidden: int = 16
+        latent_dim: int = Field(8, validation_alias=AliasChoices("latent_dim", "z_dim"))
+
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        hidden: int = 16
+
+    reg = copy.deepcopy(load_plugins(autoload=False).registry)
+    for name, model in (("lax", Lax), ("open", Open)):
+        reg.add(ComponentSpec("generator", name, "ganframe.builtin.toy:build_generator", model,
+                              "testplugin", "0"))
+    text = TINY.replace('type = "mlp"\nhidden = 16\n[critic]', 'type = "lax"\nhiden = 32\n'
+                        'z_dim = 4\n[critic]')
+    msg = error_of(tmp_path, reg, text)
+    assert "generator.hiden: unknown key" in msg and "z_dim" not in msg
+    ok = load_recipe(write(tmp_path, text.replace("hiden", "hidden")), reg)
+    assert ok.component("generator")[1].hidden == 32
+    assert ok.component("generator")[1].latent_dim == 4  # the alias is a known key
+    opened = load_recipe(write(tmp_path, text.replace('"lax"', '"open"')), reg)
+    assert opened.component("generator")[1].model_extra == {"hiden": 32, "z_dim": 4}
+
+
 def test_unknown_keys_are_errors_at_every_level(tmp_path, registry):
     msg = error_of(tmp_path, registry, TINY + "colour = 1\n")
     assert "train.colour: unknown key" in msg
