@@ -266,27 +266,36 @@ class Suite:
     def seqgan(self, device: str = "cpu") -> None:
         tag = " [GPU]" if device == "cuda" else ""
         s = self.settings("seqgan", device)
-        name = (f"SeqGAN generator update{tag} (batch {s['batch']}, {s['rollouts']} rollouts, "
-                "length 24): batched rollouts vs nested per-rollout, per-prefix loop")
+        size = f"(batch {s['batch']}, {s['rollouts']} rollouts, length 24)"
+        names = [f"SeqGAN generator update{tag} {size}: batched rollouts vs nested "
+                 "per-rollout, per-prefix loop",
+                 f"SeqGAN generator update{tag}: batched rollouts in bf16 autocast "
+                 "(train.precision = \"bf16\") vs the nested loop in fp32"]
         missing = self.have_poems()
         if missing:
-            return self.skip([name], missing)
+            return self.skip(names, missing)
         args = {"batch": s["batch"], "rollouts": s["rollouts"], "device": device}
         res = self.alternate(
-            [("batched", "seqgan-batched", args), ("naive", "seqgan-naive", args)],
+            [("batched", "seqgan-batched", args), ("batched_bf16", "seqgan-batched_bf16", args),
+             ("naive", "seqgan-naive", args)],
             s["repeats"], f"seqgan{tag}",
         )
-        ours = [r["seconds"] for r in res["batched"]]
         theirs = [r["seconds"] for r in res["naive"]]
-        ratios = [t / o for o, t in zip(ours, theirs, strict=True)]
-        self.rows.append(Row(
-            name, ours=_fmt_s(median(ours)), base=f"nested loop {_fmt_s(median(theirs))}",
-            ratio=median(ratios), spread=(min(ratios), max(ratios)), goal=GOALS["seqgan"],
-            rss=_rss(res["batched"], res["naive"]),
-            note=f"{res['batched'][0]['completions']:,} completions per update, "
-                 f"{s['repeats']} repeats; ratio = loop time / batched time",
-            raw=res,
-        ))
+        for name, key, goal, extra in (
+            (names[0], "batched", GOALS["seqgan"], "both in fp32"),
+            (names[1], "batched_bf16", None, "same estimator; bf16 matmuls in the LSTM and "
+             "output layer of the batched side only"),
+        ):
+            ours = [r["seconds"] for r in res[key]]
+            ratios = [t / o for o, t in zip(ours, theirs, strict=True)]
+            self.rows.append(Row(
+                name, ours=_fmt_s(median(ours)), base=f"nested loop {_fmt_s(median(theirs))}",
+                ratio=median(ratios), spread=(min(ratios), max(ratios)), goal=goal,
+                rss=_rss(res[key], res["naive"]),
+                note=f"{res[key][0]['completions']:,} completions per update, "
+                     f"{s['repeats']} repeats; ratio = loop time / batched time; {extra}",
+                raw={key: res[key], "naive": res["naive"]},
+            ))
 
     def bleu(self) -> None:
         s = self.settings("bleu")
@@ -311,19 +320,22 @@ class Suite:
     def checkpoint(self, device: str = "cpu") -> None:
         tag = " [GPU]" if device == "cuda" else ""
         names = [f"Checkpoint save{tag}, DCGAN run state: safetensors vs torch.save",
+                 f"Checkpoint save{tag}, equally durable: safetensors vs torch.save + fsync "
+                 "+ rename",
                  f"Checkpoint load{tag}, DCGAN run state: safetensors vs torch.load"]
         s = self.settings("checkpoint", device)
         r = self.worker("checkpoint", {"repeats": s["repeats"], "device": device})
         size = f"{r['ours_bytes'] / 2**20:.1f} MB vs {r['theirs_bytes'] / 2**20:.1f} MB"
-        for name, what, ratios, extra in (
-            (names[0], "save", r["save_ratios"],
-             "; ganframe writes atomically with fsync, torch.save does not (torch.save + "
-             f"fsync + rename: {_fmt_s(r['theirs_save_fsync_s'])})"),
-            (names[1], "load", r["load_ratios"], "; both restore into the live objects"),
+        for name, what, theirs, ratios, extra in (
+            (names[0], "save", "save", r["save_ratios"],
+             "; ganframe writes atomically with fsync, torch.save does not"),
+            (names[1], "save", "save_fsync", r["save_fsync_ratios"],
+             "; both write a temporary file, fsync it and rename it"),
+            (names[2], "load", "load", r["load_ratios"], "; both restore into the live objects"),
         ):
             self.rows.append(Row(
                 name, ours=_fmt_s(r[f"ours_{what}_s"]),
-                base=f"torch {_fmt_s(r[f'theirs_{what}_s'])}",
+                base=f"torch {_fmt_s(r[f'theirs_{theirs}_s'])}",
                 ratio=median(ratios), spread=(min(ratios), max(ratios)),
                 note=f"generator + critic + EMA + 2 Adam states, files {size}, "
                      f"{s['repeats']} repeats{extra}",
