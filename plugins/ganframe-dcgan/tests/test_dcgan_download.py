@@ -130,6 +130,18 @@ def _served_bytes(served) -> bytes:
     return (served.mirror.root / "good" / f"{IMAGES}.gz").read_bytes()
 
 
+def _cut_short(served, monkeypatch, at: int) -> tuple[bytes, Path]:
+    """A first run whose only request drops after ``at`` bytes and gives up; returns the
+    served bytes and the part file it left behind."""
+    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
+    monkeypatch.setattr(download, "ATTEMPTS", 1)
+    served.mirror.cut[PATH] = at
+    with pytest.raises(UserError, match=f"connection closed after {at} of"):
+        download.download_file(IMAGES, served.cache, progress=False)
+    (part,) = leftovers(served.cache)
+    return _served_bytes(served), served.cache / part
+
+
 def test_a_dropped_connection_resumes_where_it_stopped(served, monkeypatch):
     monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
     data = _served_bytes(served)
@@ -142,15 +154,9 @@ def test_a_dropped_connection_resumes_where_it_stopped(served, monkeypatch):
 
 
 def test_an_interrupted_run_resumes_in_the_next_one(served, monkeypatch):
-    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
-    monkeypatch.setattr(download, "ATTEMPTS", 1)  # the first run gives up after the drop
-    data = _served_bytes(served)
-    served.mirror.cut[PATH] = 150
-    with pytest.raises(UserError, match="connection closed after 150 of"):
-        download.download_file(IMAGES, served.cache, progress=False)
+    data, part = _cut_short(served, monkeypatch, 150)
     assert not (served.cache / f"{IMAGES}.gz").exists()  # nothing under the final name
-    (part,) = leftovers(served.cache)
-    assert (served.cache / part).read_bytes() == data[:150]
+    assert part.read_bytes() == data[:150]
     path = download.download_file(IMAGES, served.cache, progress=False)  # "the next run"
     assert path.read_bytes() == data
     assert served.mirror.ranges_asked == [None, "bytes=150-"]
@@ -177,12 +183,7 @@ def test_ctrl_c_keeps_the_part_for_later(served, monkeypatch):
 
 @pytest.mark.parametrize("why", ["server ignores ranges", "file changed on the server"])
 def test_resume_falls_back_to_the_whole_file(served, monkeypatch, why):
-    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
-    monkeypatch.setattr(download, "ATTEMPTS", 1)
-    data = _served_bytes(served)
-    served.mirror.cut[PATH] = 80
-    with pytest.raises(UserError):
-        download.download_file(IMAGES, served.cache, progress=False)
+    data, _part = _cut_short(served, monkeypatch, 80)
     if why == "server ignores ranges":
         served.mirror.ranges = False
     else:  # same content, new gzip wrapper: another ETag, so If-Range must fail
@@ -195,14 +196,8 @@ def test_resume_falls_back_to_the_whole_file(served, monkeypatch, why):
 
 
 def test_a_bad_part_file_costs_one_fresh_download_not_a_wrong_dataset(served, monkeypatch):
-    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
-    monkeypatch.setattr(download, "ATTEMPTS", 1)
-    data = _served_bytes(served)
-    served.mirror.cut[PATH] = 120
-    with pytest.raises(UserError):
-        download.download_file(IMAGES, served.cache, progress=False)
-    (part,) = leftovers(served.cache)
-    (served.cache / part).write_bytes(b"\0" * 120)  # damaged on disk, same length
+    data, part = _cut_short(served, monkeypatch, 120)
+    part.write_bytes(b"\0" * 120)  # damaged on disk, same length
     path = download.download_file(IMAGES, served.cache, progress=False)
     assert path.read_bytes() == data
     assert served.mirror.ranges_asked[-2:] == ["bytes=120-", None]  # resumed, then from 0
@@ -210,26 +205,16 @@ def test_a_bad_part_file_costs_one_fresh_download_not_a_wrong_dataset(served, mo
 
 
 def test_a_complete_part_is_verified_without_refetching(served, monkeypatch):
-    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
-    monkeypatch.setattr(download, "ATTEMPTS", 1)
-    data = _served_bytes(served)
-    served.mirror.cut[PATH] = 60
-    with pytest.raises(UserError):
-        download.download_file(IMAGES, served.cache, progress=False)
-    (part,) = leftovers(served.cache)
-    (served.cache / part).write_bytes(data)  # e.g. the bytes arrived, the rename did not
+    data, part = _cut_short(served, monkeypatch, 60)
+    part.write_bytes(data)  # e.g. the bytes arrived, the rename did not
     path = download.download_file(IMAGES, served.cache, progress=False)
     assert path.read_bytes() == data
     assert served.mirror.ranges_asked[-1] == f"bytes={len(data)}-"  # answered 416
 
 
 def test_a_missing_file_on_a_mirror_discards_its_part(served, monkeypatch):
-    monkeypatch.setattr(download, "MIRRORS", [served.mirror.url("good")])
-    monkeypatch.setattr(download, "ATTEMPTS", 1)
-    served.mirror.cut[PATH] = 90
-    with pytest.raises(UserError):
-        download.download_file(IMAGES, served.cache, progress=False)
-    assert len(leftovers(served.cache)) == 1
+    _data, part = _cut_short(served, monkeypatch, 90)
+    assert part.exists()
     (served.mirror.root / "good" / f"{IMAGES}.gz").unlink()
     with pytest.raises(UserError, match="HTTP 404"):
         download.download_file(IMAGES, served.cache, progress=False)
