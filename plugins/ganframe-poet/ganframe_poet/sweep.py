@@ -101,6 +101,24 @@ def sweep(
     return rows
 
 
+def coldest_within(rows: list[dict[str, Any]], margin: float) -> dict[str, float | None]:
+    """Per checkpoint label, the lowest temperature whose self-BLEU-3 stays within ``margin``
+    of the real poems' own: the diversity constraint picks the temperature, so choosing it
+    never looks at the test split."""
+    real = next((r for r in rows if r["temperature"] == ""), None)
+    if real is None:
+        return {}
+    limit = float(real["self_bleu3"]) + margin
+    out: dict[str, float | None] = {}
+    for r in rows:
+        if r["temperature"] == "":
+            continue
+        best = out.setdefault(r["label"], None)
+        if float(r["self_bleu3"]) <= limit and (best is None or r["temperature"] < best):
+            out[r["label"]] = r["temperature"]
+    return out
+
+
 def write_table(rows: list[dict[str, Any]], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / "sweep.csv").open("w", newline="", encoding="utf-8") as f:
@@ -184,6 +202,10 @@ def sweep_command(
         str | None, typer.Option(help="Comma-separated names for the checkpoints.")
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("sweep"),
+    margin: Annotated[
+        float, typer.Option(help="Diversity allowance: report the coldest temperature whose "
+                            "self-BLEU-3 is at most the real poems' plus this.")
+    ] = 0.05,
 ) -> None:
     """Sample poet checkpoints at several temperatures; write the quality-diversity table
     (sweep.csv, sweep.md) and plot (sweep.png)."""
@@ -214,6 +236,10 @@ def sweep_command(
     except OSError as exc:
         raise UserError(f"{out}: cannot write the sweep results ({exc.strerror}).") from None
     sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8"))
+    for label, t in coldest_within(rows, margin).items():
+        choice = f"T = {t}" if t is not None else "none of the temperatures tried"
+        sys.stdout.write(f"{label}: coldest temperature with self-BLEU-3 <= real + {margin}: "
+                         f"{choice}\n")
 
 
 if __name__ == "__main__":  # python -m ganframe_poet.sweep ... == ganframe poet-sweep ...

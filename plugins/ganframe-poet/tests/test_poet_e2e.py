@@ -162,6 +162,15 @@ def test_cli_sample_and_temperature_sweep(corpus, tmp_path, monkeypatch):
     assert (tmp_path / "cli" / "sweep.png").exists()
     table = (tmp_path / "cli" / "sweep.csv").read_text(encoding="utf-8").splitlines()
     assert table[0].startswith("label,temperature,top_p,") and ",0.8,0.9," in table[1]
+    assert "coldest temperature with self-BLEU-3 <= real + 0.05" in res.output
+    from ganframe_poet.sweep import coldest_within
+
+    fake = [{"label": "m", "temperature": t, "self_bleu3": sb}
+            for t, sb in ((0.6, 0.40), (0.8, 0.26), (1.0, 0.15))]
+    fake.append({"label": "real", "temperature": "", "self_bleu3": 0.22})
+    assert coldest_within(fake, 0.05) == {"m": 0.8}
+    assert coldest_within(fake, 0.0) == {"m": 1.0}
+    assert coldest_within(fake, -0.1) == {"m": None}
     for bad, says in ((["--temperatures", "0,1"], "positive"),
                       (["--temperatures", "warm"], "comma-separated numbers"),
                       (["--labels", "a,b"], "one name per checkpoint"),
