@@ -56,7 +56,7 @@ class _WithPluginCommands(TyperGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         core = super().list_commands(ctx)
-        return core + sorted(n for n in _plugin_command_names(ctx) if n not in core)
+        return core + sorted(n for n in _plugin_specs(ctx) if n not in core)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
@@ -125,35 +125,36 @@ def _plugin_specs(ctx: click.Context) -> dict[str, Any]:
     return specs
 
 
-def _plugin_command_names(ctx: click.Context) -> list[str]:
-    return list(_plugin_specs(ctx))
-
-
 def _plugin_command(ctx: click.Context, name: str) -> click.Command | None:
-    """Build the click command of a plugin's registered function (or typer app), once."""
-    if name in _plugin_built:
-        return _plugin_built[name]
-    spec = _plugin_specs(ctx).get(name)
-    command: click.Command | None = None
-    if spec is not None:
-        try:
-            target = spec.resolve()
-            if isinstance(target, typer.Typer):
-                command = typer.main.get_command(target)
-            else:
-                single = typer.Typer(add_completion=False, rich_markup_mode=None,
-                                     pretty_exceptions_enable=False)
-                single.command(name, short_help=spec.summary or None)(guarded(target))
-                command = typer.main.get_command(single)
-            command.name = name
-        except Exception as exc:  # a broken plugin command is a warning, never a crash
-            err.print(
-                f"warning: command {name!r} of plugin {spec.plugin!r} could not be loaded: "
-                f"{type(exc).__name__}: {exc}",
-                style="yellow", highlight=False, markup=False,
-            )
-            command = None
-    _plugin_built[name] = command
+    """The click command of a plugin's registered function or typer app, built once."""
+    if name not in _plugin_built:
+        spec = _plugin_specs(ctx).get(name)
+        _plugin_built[name] = None if spec is None else _build_plugin_command(name, spec)
+    return _plugin_built[name]
+
+
+def _build_plugin_command(name: str, spec: Any) -> click.Command | None:
+    try:
+        target = spec.resolve()
+        if isinstance(target, typer.Typer):  # a group, even with a single subcommand
+            command: click.Command = typer.main.get_group(target)
+        else:
+            single = typer.Typer(add_completion=False, rich_markup_mode=None,
+                                 pretty_exceptions_enable=False)
+            single.command(name, short_help=spec.summary or None)(target)
+            command = typer.main.get_command(single)
+    except Exception as exc:  # a broken plugin command is a warning, never a crash
+        err.print(
+            f"warning: command {name!r} of plugin {spec.plugin!r} could not be loaded: "
+            f"{type(exc).__name__}: {exc}",
+            style="yellow", highlight=False, markup=False,
+        )
+        return None
+    command.name = name
+    if spec.summary and not command.short_help:
+        command.short_help = spec.summary
+    # Errors of the command (or of any subcommand of a group) exit as the core's do.
+    command.invoke = guarded(command.invoke)  # type: ignore[method-assign]
     return command
 
 

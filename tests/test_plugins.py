@@ -128,6 +128,7 @@ def register_commands(register):
     register("hello", "gft_cmd_impl:hello", summary="Say hello (a plugin command).")
     register("run", "gft_cmd_impl:hello", summary="Clashes with the core's run.")
     register("ghost", "gft_cmd_missing:nothing", summary="Its module does not exist.")
+    register("gft-tools", "gft_cmd_impl:tools", summary="A group of subcommands.")
 """
 
 _COMMANDS_IMPL = """
@@ -155,6 +156,17 @@ def hello(
         raise RuntimeError("a bug in the plugin command")
     text = f"hello {name}"
     print(text.upper() if shout else text)
+
+
+tools = typer.Typer(help="Plugin tools.")
+
+
+@tools.command()
+def check(path: str) -> None:
+    \"\"\"Check a file.\"\"\"
+    if not Path(path).exists():
+        raise UserError(f"{path}: no such file; give an existing one.")
+    print(f"{path} is fine")
 """
 
 # (distribution, version, entry-point name, module name, source)
@@ -406,7 +418,7 @@ def test_cli_disable_plugin_option(site: Path) -> None:
 
 def test_plugin_command_is_listed_and_runs(site: Path, listing: list[dict], probe: dict) -> None:
     row = next(p for p in listing if p["name"] == "gftcmd")
-    assert row["status"] == "ok" and row["commands"] == ["ghost", "hello", "run"]
+    assert row["status"] == "ok" and row["commands"] == ["gft-tools", "ghost", "hello", "run"]
     assert row["hooks"] == ["register_commands"]
     helptext = probe["help"]["stdout"]
     assert "hello" in helptext and "Say hello (a plugin command)." in helptext
@@ -436,6 +448,16 @@ def test_plugin_command_errors_exit_like_core_commands(site: Path) -> None:
     assert "Traceback" not in proc.stderr
     proc = ganframe(site, "--debug", "hello", "bug")
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_plugin_command_group(site: Path, tmp_path: Path) -> None:
+    proc = ganframe(site, "--help")
+    assert "gft-tools" in proc.stdout and "A group of subcommands." in proc.stdout
+    proc = ganframe(site, "gft-tools", "check", str(tmp_path))
+    assert proc.returncode == 0 and "is fine" in proc.stdout, proc.stderr
+    proc = ganframe(site, "gft-tools", "check", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "no such file; give an existing one" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_core_command_is_never_replaced_and_disabled_plugins_lose_commands(
