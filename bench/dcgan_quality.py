@@ -104,9 +104,10 @@ def _recipe(case: str, seed: int, marks: list[int], out: Path) -> dict[int, floa
     t_start: list[float] = []
     elapsed: dict[int, float] = {}
 
+    def on_phase(_name: str, _index: int, _steps: int, _done: int) -> None:
+        t_start.append(time.perf_counter())  # networks built, data loaded: step 1 is next
+
     def on_step(_phase_step: int, step: int) -> None:
-        if step == 0 and not t_start:
-            t_start.append(time.perf_counter())
         if step in marks:
             elapsed[step] = time.perf_counter() - t_start[0]
 
@@ -115,7 +116,7 @@ def _recipe(case: str, seed: int, marks: list[int], out: Path) -> dict[int, floa
         "train.keep_last=0", "train.sample_every=0", "metrics=[]", "data.download=false",
         "device=cpu",
     ])
-    train(recipe, out=out / "run", progress=Progress(on_step=on_step))
+    train(recipe, out=out / "run", progress=Progress(on_phase=on_phase, on_step=on_step))
     for step in marks:
         src = out / "run" / "checkpoints" / f"step-{step:08d}.safetensors"
         shutil.copy(src, out / f"{case}-{step}.safetensors")
@@ -197,13 +198,18 @@ def real_floor(samples: int) -> dict:
 # -- the driver ----------------------------------------------------------------------------
 
 
-def _child(args: list[str]) -> dict:
+def _child(args: list[str], saved: Path) -> dict | None:
+    """One case in a fresh process; its result is kept in ``saved`` as soon as it is done,
+    so a rerun of the driver (``--resume``) skips what already finished."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
                           capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"case {args} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"case {' '.join(args)} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+        return None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    saved.write_text(json.dumps(result), encoding="utf-8")
+    return result
 
 
 def _table(results: list[dict], floor: dict) -> str:
@@ -236,6 +242,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-quality"))
+    parser.add_argument("--resume", action="store_true",
+                        help="Reuse the results of cases already finished in --out.")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke run: epochs 1, 2,000 samples, seed 0 only.")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case
@@ -260,11 +268,23 @@ def main() -> int:
     jobs = []
     for case in args.cases.split(","):
         seeds = args.wgan_seeds if case == "wgan-gp-mnist" else args.seeds
-        jobs += [["--case", case, "--seed", s, *common] for s in seeds.split(",")]
-    jobs.append(["--case", "floor", *common])
+        jobs += [(["--case", case, "--seed", s, *common], args.out / f"result-{case}-{s}.json")
+                 for s in seeds.split(",")]
+    jobs.append((["--case", "floor", *common], args.out / "result-floor.json"))
     started = time.time()
+
+    def one(job: tuple[list[str], Path]) -> dict | None:
+        argv, saved = job
+        if args.resume and saved.is_file():
+            return json.loads(saved.read_text(encoding="utf-8"))
+        return _child(argv, saved)
+
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        done = list(pool.map(_child, jobs))
+        done = list(pool.map(one, jobs))
+    if any(r is None for r in done):
+        print("some cases failed (above); rerun with --resume to retry only those",
+              file=sys.stderr)
+        return 1
     floor, results = done[-1], done[:-1]
     load = os.getloadavg()
     record = {"results": results, "floor": floor, "minutes": (time.time() - started) / 60,

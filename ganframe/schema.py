@@ -85,7 +85,8 @@ def _alternative(
         "title": title,
         "properties": {"type": type_schema, **properties, **extra},
         "required": ["type", *required],
-        "additionalProperties": False,
+        # Unknown keys are recipe errors, as in validation, unless the model asks for them.
+        "additionalProperties": config.get("additionalProperties") is True,
     }
     if spec.summary:
         alternative["description"] = spec.summary

@@ -101,6 +101,16 @@ def test_misspelled_option_of_a_lax_plugin_model_is_still_an_error(tmp_path):
     assert ok.component("generator")[1].latent_dim == 4  # the alias is a known key
     opened = load_recipe(write(tmp_path, text.replace('"lax"', '"open"')), reg)
     assert opened.component("generator")[1].model_extra == {"hiden": 32, "z_dim": 4}
+    # `ganframe schema` tells editors the same: extra keys only where the model wants them.
+    from ganframe.schema import recipe_schema
+
+    schema = recipe_schema(reg)
+    alternatives = {
+        alt["properties"]["type"]["enum"][0]: alt
+        for alt in schema["$defs"]["GeneratorTable"]["oneOf"]
+    }
+    assert alternatives["lax"]["additionalProperties"] is False
+    assert alternatives["open"]["additionalProperties"] is True
 
 
 def test_unknown_keys_are_errors_at_every_level(tmp_path, registry):
