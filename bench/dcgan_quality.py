@@ -228,8 +228,10 @@ def _table(results: list[dict], floor: dict) -> str:
     for (case, seed, epoch), row in sorted(by.items()):
         plain = by.get(("plain", seed, epoch))
         if case != "plain" and plain is not None:
+            ratio = plain["fid"] / row["fid"]
+            how = f"{ratio:.2f}x lower" if ratio >= 1 else f"{1 / ratio:.2f}x higher"
             ratios.append(f"* {case} seed {seed}, epoch {epoch}: FID {row['fid']:.1f} vs "
-                          f"plain {plain['fid']:.1f} ({plain['fid'] / row['fid']:.2f}x lower)")
+                          f"plain {plain['fid']:.1f} ({how})")
     return "\n".join([*lines, "", *ratios])
 
 
