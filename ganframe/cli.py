@@ -18,13 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from ganframe import __version__
 from ganframe.errors import UserError
+
+#: Click's Context and Command, as typer provides them (recent typer vendors its own click,
+#: so ``import click`` may fail): annotations only.
+Context = Command = Any
 
 
 class _WithPluginCommands(TyperGroup):
@@ -36,7 +39,7 @@ class _WithPluginCommands(TyperGroup):
     runs, so ``-p NAME`` is picked out of the raw arguments here.
     """
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         disabled, i = [], 0
         while i < len(args):
             arg = args[i]
@@ -54,11 +57,11 @@ class _WithPluginCommands(TyperGroup):
         _state["disabled"] = disabled
         return super().parse_args(ctx, args)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         core = super().list_commands(ctx)
         return core + sorted(n for n in _plugin_specs(ctx) if n not in core)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         found = super().get_command(ctx, cmd_name)
         return found if found is not None else _plugin_command(ctx, cmd_name)
 
@@ -79,7 +82,7 @@ err = Console(stderr=True, soft_wrap=True)
 #: Plugin commands: (disabled plugins, the host they came from, specs by name), and the
 #: click commands built from them.
 _plugin_specs_cache: tuple[tuple[str, ...], Any, dict[str, Any]] | None = None
-_plugin_built: dict[str, click.Command | None] = {}
+_plugin_built: dict[str, Command | None] = {}
 
 
 def _host() -> Any:
@@ -95,7 +98,7 @@ def _host() -> Any:
     return host
 
 
-def _plugin_specs(ctx: click.Context) -> dict[str, Any]:
+def _plugin_specs(ctx: Context) -> dict[str, Any]:
     """Plugin command specs by name, for the plugins this invocation has not disabled.
 
     A name the core uses, or that an earlier plugin (in listing order) took, is refused with
@@ -125,7 +128,7 @@ def _plugin_specs(ctx: click.Context) -> dict[str, Any]:
     return specs
 
 
-def _plugin_command(ctx: click.Context, name: str) -> click.Command | None:
+def _plugin_command(ctx: Context, name: str) -> Command | None:
     """The click command of a plugin's registered function or typer app, built once."""
     if name not in _plugin_built:
         spec = _plugin_specs(ctx).get(name)
@@ -133,11 +136,11 @@ def _plugin_command(ctx: click.Context, name: str) -> click.Command | None:
     return _plugin_built[name]
 
 
-def _build_plugin_command(name: str, spec: Any) -> click.Command | None:
+def _build_plugin_command(name: str, spec: Any) -> Command | None:
     try:
         target = spec.resolve()
         if isinstance(target, typer.Typer):  # a group, even with a single subcommand
-            command: click.Command = typer.main.get_group(target)
+            command: Command = typer.main.get_group(target)
         else:
             single = typer.Typer(add_completion=False, rich_markup_mode=None,
                                  pretty_exceptions_enable=False)

@@ -445,3 +445,17 @@ def test_debug_lets_internal_errors_through(
     assert isinstance(result.exception, RuntimeError)  # not mapped: the traceback is shown
     assert "generator factory blew up" in str(result.exception)
     sys.modules.pop("gfc_crash_plugin", None)
+
+
+def test_no_module_imports_click_directly() -> None:
+    """click is not a dependency: typer vendors its own copy since 0.2x, so ``import click``
+    works only where something else happened to install it (nltk does, on the developers'
+    machines) and fails on a fresh install, as CI found."""
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.glob("ganframe/**/*.py"), *root.glob("plugins/*/ganframe_*/**/*.py")]
+    assert len(sources) > 20
+    offenders = [
+        str(p.relative_to(root)) for p in sources
+        if re.search(r"^\s*(import click|from click\b)", p.read_text(encoding="utf-8"), re.M)
+    ]
+    assert not offenders, offenders
