@@ -99,12 +99,14 @@ def mle_hand(steps: int, warmup: int, device: str) -> dict[str, Any]:
 
 def _mle_overrides(total: int, device: str) -> list[str]:
     """The registered ``lstm-poet`` recipe cut down to its MLE phase (test-NLL evaluation,
-    metrics and intermediate samples off)."""
+    metrics and intermediate samples off), in fp32 like the hand loop: the row measures what
+    the framework costs, not what the recipe's bf16 autocast saves."""
     return [
         f'phases=[{{name = "mle", loss = {{type = "mle", eval_every = 0}}, steps = {total}}}]',
         "metrics=[]",
         "train.sample_every=0",
         "train.checkpoint_every=0",
+        'train.precision="fp32"',
         f"device={device}",
     ]
 
