@@ -21,6 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from ganframe.errors import UserError
+
 __all__ = [
     "BuildContext",
     "Dataset",
@@ -100,6 +102,14 @@ class LatentGenerator(nn.Module):
         rng: torch.Generator | None = None,
         **options: Any,
     ) -> Tensor:
+        # A latent generator has no sampling knobs; refusing them beats letting a user
+        # believe ``--temperature`` changed their images.
+        if options:
+            raise UserError(
+                f"{type(self).__name__} maps latent noise to samples and takes no sampling "
+                f"options, but got {', '.join(sorted(options))}; these apply to text "
+                "generators. Leave them out (--seed draws other samples)."
+            )
         return self(self.sample_latent(n, device, rng))
 
 

@@ -375,6 +375,11 @@ def test_sample_errors(run: Path, tmp_path: Path) -> None:
     assert_user_error(result, ".xyz", ".png", ".npy", ".csv")
     assert not (tmp_path / "x.xyz").exists()
 
+    # A latent generator has no temperature: refused, not silently ignored.
+    result = cli("sample", run, "-o", tmp_path / "t.npy", "--temperature", "0.5", "--top-k", "3")
+    assert_user_error(result, "temperature", "top_k", "no sampling options")
+    assert not (tmp_path / "t.npy").exists()
+
 
 def test_corrupt_checkpoint_in_a_real_process(run: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "junk.safetensors"
