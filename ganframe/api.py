@@ -84,7 +84,7 @@ def train(
 
     from ganframe import distributed, runfolder
     from ganframe.checkpoint import CheckpointDir
-    from ganframe.device import select_device
+    from ganframe.device import cpu_threads, select_device
 
     resolved = _ensure_resolved(recipe, overrides)
     check_requirements(resolved)
@@ -102,15 +102,16 @@ def train(
     dev = distributed.init(info, dev)
     try:
         distributed.barrier(info)
-        return _train_in(
-            resolved,
-            out_dir,
-            dev,
-            resume=resume,
-            max_steps=max_steps,
-            progress=progress if info.is_main else None,
-            dist_info=info,
-        )
+        with cpu_threads(rec.threads):
+            return _train_in(
+                resolved,
+                out_dir,
+                dev,
+                resume=resume,
+                max_steps=max_steps,
+                progress=progress if info.is_main else None,
+                dist_info=info,
+            )
     except UserError:
         if info.is_main and fresh and not CheckpointDir(out_dir / "checkpoints").steps():
             runfolder.discard(out_dir)

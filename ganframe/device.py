@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,6 +38,21 @@ def select_device(spec: str) -> torch.device:
     ):
         raise UserError("device 'mps' was asked for but is not available; use --device cpu.")
     return torch.device(spec)
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op CPU threads for a run (0 leaves torch's choice), then put back the
+    previous count, so a run started from Python does not change the caller's process."""
+    if n <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:

@@ -180,6 +180,12 @@ class Recipe(BaseModel):
     description: str = Field("", description="Free text shown nowhere but kept with the run.")
     seed: int = Field(0, ge=0, description="Seeds every RNG in use.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads torch uses inside each process (0: torch's choice, "
+        "$OMP_NUM_THREADS if set). Small models on a busy machine often run faster with 1.",
+    )
     deterministic: bool = Field(
         False, description="Use deterministic algorithms (needed for bit-exact resume)."
     )

@@ -342,3 +342,25 @@ def test_resume_refuses_another_process_count(tmp_path, registry, monkeypatch):
         api.train(
             recipe(tmp_path, registry, body, ["train.steps=4"]), out=tmp_path / "run", resume=True
         )
+
+
+def test_threads_apply_during_the_run_and_are_put_back(tmp_path, registry, monkeypatch):
+    from ganframe.training import Trainer
+
+    seen = []
+    run = Trainer.run
+
+    def spy(self, **kwargs):
+        seen.append(torch.get_num_threads())
+        return run(self, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", spy)
+    before = torch.get_num_threads()
+    wanted = before + 2
+    body = '[loss]\ntype = "hinge"\n'
+    api.train(recipe(tmp_path, registry, body, ["train.steps=2", f"threads={wanted}"]),
+              out=tmp_path / "a")
+    api.train(recipe(tmp_path, registry, body, ["train.steps=2"]), out=tmp_path / "b")
+    assert seen == [wanted, before]  # 0 (the default) leaves torch's own count alone
+    assert torch.get_num_threads() == before
+    assert (tmp_path / "a" / "recipe.toml").read_text().count(f"threads = {wanted}") == 1
