@@ -393,7 +393,8 @@ def evaluate(
     *,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate metrics on a checkpoint: the recipe's ``[[metrics]]`` or the types named."""
+    """Evaluate metrics on a checkpoint: the recipe's ``[[metrics]]`` or the types named
+    (with the recipe's options where it lists them)."""
     import torch
 
     from ganframe.components import BuildContext, EvalContext
@@ -402,7 +403,10 @@ def evaluate(
     registry = get_registry()
     tables = ckpt.recipe.get("metrics", [])
     if metrics:
-        tables = [{"type": m} for m in metrics]
+        # A metric the recipe configures keeps the recipe's options (its temperature, its
+        # sample count), so `--metric bleu` measures what training logged; others get defaults.
+        configured = {t["type"]: t for t in reversed(tables)}
+        tables = [configured.get(m, {"type": m}) for m in metrics]
     if not tables:
         raise UserError(
             f"{ckpt.path}: the run's recipe has no [[metrics]]; name one with --metric "

@@ -409,7 +409,12 @@ def sample(
 def eval_(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file or run folder.")],
     metric: Annotated[
-        list[str] | None, typer.Option("--metric", "-m", help="Metric type (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            "-m",
+            help="Metric type (repeatable); one the recipe lists keeps the recipe's options.",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated samples.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -406,6 +406,14 @@ def test_eval_prints_ring_modes(run: Path) -> None:
     assert f"modes_covered: {values['modes_covered']}" in text.stdout  # same seed, same value
 
 
+def test_eval_of_a_named_metric_keeps_the_recipe_options(run: Path) -> None:
+    # The recipe scores 256 points; the metric's default is 2,000. Naming the metric must
+    # measure what training logged, not the defaults.
+    from_recipe = api.evaluate(run)["ring-modes"]
+    named = api.evaluate(run, ["ring-modes"])["ring-modes"]
+    assert named == from_recipe
+
+
 # -- internal errors ----------------------------------------------------------------------
 
 
