@@ -176,6 +176,11 @@ def _train_in(
         trainer.progress.on_message(
             f"{dist_info.world} processes x batch {b} per process = global batch "
             f"{dist_info.world * b}"
+            + (
+                f"; {trainer.sync_bn_layers} batch-norm layer(s) use the global batch"
+                if rec.train.sync_batchnorm
+                else ""
+            )
         )
     info = trainer.ctx.data_info
     writer_spec = registry.default_writer(trainer.dataset.kind)

@@ -261,6 +261,14 @@ class Trainer:
         if "critic" in resolved.components:
             spec, config = resolved.component("critic")
             self.critic = spec.build(config, self.ctx).to(device)
+        #: batch-norm layers that normalise over the global batch (train.sync_batchnorm)
+        self.sync_bn_layers = 0
+        if self.dist.enabled and train.sync_batchnorm:
+            from ganframe import syncbn
+
+            for net in (self.generator, self.critic):
+                if net is not None:
+                    self.sync_bn_layers += syncbn.convert(net)[1]
         if self.dist.enabled:  # identical start on every rank, whatever each one drew
             for net in (self.generator, self.critic):
                 if net is not None:

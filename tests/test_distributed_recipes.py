@@ -5,6 +5,7 @@ uninterrupted distributed run ends."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,23 @@ def test_two_processes_agree_and_resume(recipe: str, tmp_path: Path) -> None:
     b = load_file(str(tmp_path / "b/checkpoints/last.safetensors"))
     keys = [k for k in a if k.startswith(("generator.", "critic.", "ema.", "optim."))]
     assert keys and all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def test_dcgan_with_global_batch_norm_keeps_ranks_identical(tmp_path: Path) -> None:
+    pytest.importorskip("ganframe_dcgan")
+    sets = [*dcgan_overrides(tmp_path / "data"), "train.steps=4", "train.checkpoint_every=2",
+            "train.keep_last=0"]
+    synced = run("dcgan-mnist", [*sets, "train.sync_batchnorm=true"], tmp_path / "sync")
+    assert synced.returncode == 0, synced.stderr
+    said = synced.stdout + synced.stderr
+    assert re.search(r"; ([1-9]\d*) batch-norm layer\(s\) use the global batch", said), said
+    for path in sorted((tmp_path / "sync/checkpoints").glob("step-*.safetensors")):
+        meta = read_checkpoint(path).meta["run"]
+        assert len(set(meta["rank_digests"])) == 1, meta
+    plain = run("dcgan-mnist", sets, tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    a = load_file(str(tmp_path / "sync/checkpoints/last.safetensors"))
+    b = load_file(str(tmp_path / "plain/checkpoints/last.safetensors"))
+    assert a.keys() == b.keys()  # the same checkpoint layout
+    stats = [k for k in a if k.startswith("generator.") and k.endswith("running_mean")]
+    assert stats and any(not torch.equal(a[k], b[k]) for k in stats)  # other statistics
