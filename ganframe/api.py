@@ -360,6 +360,32 @@ def _validate_config(spec: Any, options: dict[str, Any], path: Path, meta: dict)
         ) from None
 
 
+def _override_metric_options(tables: list[dict[str, Any]], overrides: Sequence[str]) -> set[str]:
+    """Apply ``METRIC.option=value`` items to the metric tables; returns the changed types."""
+    from ganframe.recipe import parse_override
+
+    changed = set()
+    for item in overrides:
+        parts, value = parse_override(item)
+        if len(parts) != 2 or parts[1] in ("type", "every"):
+            raise UserError(
+                f"--set {item!r}: eval takes METRIC.option=value for a metric it evaluates, "
+                "e.g. --set mnist-fid.n_samples=10000."
+            )
+        name, key = parts
+        hits = [t for t in tables if t["type"] == name]
+        if not hits:
+            listed = ", ".join(sorted({t["type"] for t in tables}))
+            raise UserError(
+                f"--set {item!r}: metric {name!r} is not evaluated here (evaluating: "
+                f"{listed}); add --metric {name} to evaluate it."
+            )
+        for table in hits:
+            table[key] = value
+        changed.add(name)
+    return changed
+
+
 def sample(
     checkpoint: LoadedCheckpoint | str | Path,
     n: int,
@@ -397,16 +423,19 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     *,
     seed: int = 0,
+    overrides: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Evaluate metrics on a checkpoint: the recipe's ``[[metrics]]`` or the types named
-    (with the recipe's options where it lists them)."""
+    (with the recipe's options where it lists them). ``overrides`` are ``METRIC.option=value``
+    items, e.g. ``mnist-fid.n_samples=10000`` for a FID on more samples than training used."""
     import torch
+    from pydantic import ValidationError
 
     from ganframe.components import BuildContext, EvalContext
 
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
     registry = get_registry()
-    tables = ckpt.recipe.get("metrics", [])
+    tables = [dict(t) for t in ckpt.recipe.get("metrics", [])]
     if metrics:
         # A metric the recipe configures keeps the recipe's options (its temperature, its
         # sample count), so `--metric bleu` measures what training logged; others get defaults.
@@ -417,12 +446,24 @@ def evaluate(
             f"{ckpt.path}: the run's recipe has no [[metrics]]; name one with --metric "
             f"(available: {', '.join(registry.names('metric')) or 'none'})."
         )
+    changed = _override_metric_options(tables, overrides)
     device = next(iter(ckpt.generator.parameters()), torch.empty(0)).device
     results = {}
     for table in tables:
         options = {k: v for k, v in table.items() if k not in ("type", "every")}
         spec = registry.get("metric", table["type"])
-        config = _validate_config(spec, options, ckpt.path, ckpt.meta)
+        if table["type"] in changed:
+            try:
+                config = spec.config_model().model_validate(options)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise UserError(
+                    f"--set {table['type']}.{where}: {err['msg']} (metric {spec.name!r} of "
+                    f"plugin {spec.plugin})."
+                ) from None
+        else:
+            config = _validate_config(spec, options, ckpt.path, ckpt.meta)
         recipe_dir = ckpt.meta.get("recipe_dir")
         ctx = BuildContext(
             data_info=ckpt.info, device=device, seed=seed, data_root=data_root(),

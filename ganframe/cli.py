@@ -417,13 +417,22 @@ def eval_(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated samples.")] = 0,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="METRIC.option=value for a metric evaluated here, e.g. "
+            "mnist-fid.n_samples=10000 (repeatable).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Evaluate metrics on a checkpoint (the recipe's [[metrics]] unless --metric is given)."""
     _host()
     from ganframe import api
 
-    results = api.evaluate(checkpoint, metric, seed=seed)
+    results = api.evaluate(checkpoint, metric, seed=seed, overrides=set_ or [])
     if as_json:
         out.print_json(json.dumps(results))
         return

@@ -414,6 +414,23 @@ def test_eval_of_a_named_metric_keeps_the_recipe_options(run: Path) -> None:
     assert named == from_recipe
 
 
+def test_eval_set_changes_a_metric_option(run: Path) -> None:
+    base = json.loads(cli("eval", run, "--json").stdout)["ring-modes"]
+    loose = cli("eval", run, "--json", "--set", "ring-modes.sigmas=40")
+    assert loose.exit_code == 0, loose.stderr
+    loose_values = json.loads(loose.stdout)["ring-modes"]
+    # "High quality" within 40 std (2.0, the ring's radius) of a mode instead of 3 std.
+    assert loose_values["high_quality"] > base["high_quality"] + 0.2, (loose_values, base)
+    assert loose_values["sliced_w1"] == base["sliced_w1"]  # same samples, other threshold
+
+    assert_user_error(cli("eval", run, "--set", "ring-modes.n_samples=0"),
+                      "--set ring-modes.n_samples", "greater than 0")
+    assert_user_error(cli("eval", run, "--set", "ring-modes.colour=1"), "ring-modes.colour")
+    assert_user_error(cli("eval", run, "--set", "bleu.temperature=0.9"),
+                      "'bleu' is not evaluated here", "--metric bleu")
+    assert_user_error(cli("eval", run, "--set", "n_samples=5"), "METRIC.option=value")
+
+
 # -- internal errors ----------------------------------------------------------------------
 
 
