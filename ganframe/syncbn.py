@@ -3,7 +3,7 @@
 With several processes each one normalises its own batch; a network whose batch-norm layers
 should see the statistics of the *global* batch needs them summed across processes in the
 forward pass and the matching sums in the backward pass. ``torch.nn.SyncBatchNorm`` does
-this on GPUs only. This one is built from one differentiable all-reduce, so it runs on gloo
+this on GPUs only. This one is built from a differentiable all-reduce, so it runs on gloo
 (CPU) as well as NCCL, and autograd derives the backward pass, including the second-order
 one that gradient penalties (R1, WGAN-GP) take.
 
