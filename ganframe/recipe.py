@@ -131,7 +131,7 @@ class TrainConfig(BaseModel):
         False,
         description="Multi-process runs: batch-norm layers of both networks normalise with "
         "the statistics of the global batch (all processes) instead of their own process's "
-        "batch, on CPU (gloo) and GPU. Two small all-reduces per layer and pass.",
+        "batch, on CPU (gloo) and GPU. One small collective per layer and pass.",
     )
     log_every: int = Field(50, gt=0, description="Log scalars every N steps.")
     sample_every: int = Field(0, ge=0, description="Write samples every N steps (0: at end).")

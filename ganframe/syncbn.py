@@ -3,7 +3,7 @@
 With several processes each one normalises its own batch; a network whose batch-norm layers
 should see the statistics of the *global* batch needs them summed across processes in the
 forward pass and the matching sums in the backward pass. ``torch.nn.SyncBatchNorm`` does
-this on GPUs only. This one is built from a differentiable all-reduce, so it runs on gloo
+this on GPUs only. This one is built from differentiable collectives, so it runs on gloo
 (CPU) as well as NCCL, and autograd derives the backward pass, including the second-order
 one that gradient penalties (R1, WGAN-GP) take.
 
@@ -35,6 +35,22 @@ class _SumOverRanks(torch.autograd.Function):
         return _SumOverRanks.apply(grad)
 
 
+class _GatherOverRanks(torch.autograd.Function):
+    """``y[r] = x of process r``, stacked; the gradient with respect to a process's own ``x``
+    is its row of the incoming gradients summed over processes."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank = dist.get_rank()
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return _SumOverRanks.apply(grad.contiguous())[ctx.rank]
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -59,14 +75,19 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         x = input.float()
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        count = x.new_full((1,), x.numel() / x.shape[1])
-        # Two passes (mean, then squared deviations) for the precision a one-pass
-        # E[x^2] - E[x]^2 loses when activations sit far from zero.
-        first = _SumOverRanks.apply(torch.cat([x.sum(dims), count]))
-        n = first[-1]
-        mean = first[:-1] / n
+        # Each process's count, mean and sum of squared deviations, gathered in one
+        # collective and combined as Chan et al. do: exact, and without the cancellation
+        # of E[x^2] - E[x]^2 when activations sit far from zero.
+        own_mean = x.mean(dims)
+        own_m2 = (x - own_mean.view(shape)).square().sum(dims)
+        own_n = x.new_full((1,), x.numel() / x.shape[1])
+        stats = _GatherOverRanks.apply(torch.cat([own_n, own_mean, own_m2]))
+        c = x.shape[1]
+        counts, means, m2s = stats[:, :1], stats[:, 1 : 1 + c], stats[:, 1 + c :]
+        n = counts.sum()
+        mean = (counts * means).sum(0) / n
+        var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / n
         centred = x - mean.view(shape)
-        var = _SumOverRanks.apply(centred.square().sum(dims)) / n
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
