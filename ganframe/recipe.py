@@ -189,6 +189,7 @@ class Recipe(BaseModel):
     threads: int = Field(
         0,
         ge=0,
+        le=1024,
         description="CPU threads torch uses inside each process (0: torch's choice, "
         "$OMP_NUM_THREADS if set). Small models on a busy machine often run faster with 1.",
     )

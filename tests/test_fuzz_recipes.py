@@ -40,6 +40,7 @@ KEYS = [
     "loss", "phases", "optim", "train", "metrics", "type", "steps", "epochs", "batch_size",
     "n_critic", "lr", "betas", "hidden", "layers", "latent_dim", "size", "every", "ganframe",
     "requires", "mode", "path", "root", "base_width", "ema", "log_every", "checkpoint_every",
+    "threads", "sync_batchnorm",
 ]
 TYPES = [
     "gaussian-ring", "mlp", "non-saturating", "hinge", "wgan-gp", "adam", "sgd", "rmsprop",

@@ -188,6 +188,12 @@ def test_device_is_checked(tmp_path, registry):
     assert "device: expected auto, cpu, cuda, cuda:N or mps" in msg
 
 
+@pytest.mark.parametrize("value", ["-1", "100000"])
+def test_threads_are_bounded(tmp_path, registry, value):
+    msg = error_of(tmp_path, registry, f"threads = {value}\n" + TINY)
+    assert "threads" in msg
+
+
 @pytest.mark.parametrize(
     ("item", "key", "value"),
     [
