@@ -105,9 +105,15 @@ def test_two_processes_compute_batch_norm_of_the_global_batch(tmp_path: Path):
                          env={**env, "RANK": str(r)}, stderr=subprocess.PIPE, text=True)
         for r in (0, 1)
     ]
-    for p in procs:
-        _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+    finally:  # a worker that failed leaves its partner waiting in a collective
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
 
     # The same computation in one process on the whole batch.
