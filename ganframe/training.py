@@ -312,6 +312,8 @@ class Trainer:
         self._counts: dict[str, int] = {}
         self._count = 0
         self._objective_state: dict[str, Tensor] | None = None
+        self._objective_state_phase: int | None = None  # the phase it belongs to
+        self._objective_phase: int | None = None
         self.resumed = False
         self._has_buffers: dict[int, bool] = {}
         self._phase_name = self.phases[0].name
@@ -385,6 +387,7 @@ class Trainer:
             if opt is not None and id(opt) in self.scalers:
                 self.scalers[id(opt)].load_state_dict(state)
         self._objective_state = module_tensors(ckpt, "objective")
+        self._objective_state_phase = run.get("objective_phase")
         restore_rng(ckpt)
         own = ckpt.tensors.get(f"ranks.{self.dist.rank}.rng_torch")
         if self.dist.enabled and own is not None:
@@ -567,6 +570,8 @@ class Trainer:
             "stream": self.stream.state(),
             "world": self.dist.world,
             "rank_digests": digests,
+            # On a phase boundary the objective is still the finished phase's.
+            "objective_phase": self._objective_phase,
         }
         if self.scalers:
             meta["scalers"] = {
@@ -674,18 +679,38 @@ class Trainer:
                 signal.signal(s, h)
 
     def _place_in_phases(self) -> None:
-        """A resumed run whose last phase was lengthened (e.g. ``--set train.steps=...``)
-        continues that phase instead of reporting that it is finished."""
-        before_last = sum(self.phase_lengths[:-1])
-        st = self.state
-        if st.phase >= len(self.phases) and st.step < self.total_steps():
-            if st.step < before_last:
-                raise UserError(
-                    f"{self.resolved.source}: this run finished at step {st.step}, and the "
-                    "recipe now has more steps in an earlier phase; only the last phase can "
-                    "be extended on resume. Start a new run with --out."
-                )
-            st.phase, st.phase_step = len(self.phases) - 1, st.step - before_last
+        """Check a resumed run's position against the recipe's phase lengths now.
+
+        The phase the run is in may be lengthened or shortened (to no less than it has run).
+        A run that stopped on a phase boundary, e.g. ``--max-steps`` at the end of the MLE
+        phase, or at the end of the recipe, may lengthen the phase it just finished: it
+        continues that phase (``--set phases.0.epochs=...``). Any other change to a phase
+        that has run would shift every later step, so it is an error, not a silent skip.
+        """
+        st, lengths = self.state, self.phase_lengths
+        starts = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+        if st.phase < len(lengths) and st.step == starts[st.phase] + st.phase_step:
+            if st.phase_step < lengths[st.phase]:
+                return
+            if st.phase_step == lengths[st.phase]:  # shortened to what it has run: done
+                st.phase, st.phase_step = st.phase + 1, 0
+                return
+        elif st.phase == len(lengths) and st.step == starts[-1]:
+            return
+        if st.phase_step == 0 and st.phase > 0 and starts[st.phase - 1] <= st.step:
+            if st.step < starts[st.phase]:
+                st.phase, st.phase_step = st.phase - 1, st.step - starts[st.phase - 1]
+                return
+        where = (f"in phase '{self.phases[st.phase].name}'" if st.phase < len(lengths)
+                 else "at its end")
+        raise UserError(
+            f"{self.resolved.source}: the run stopped at step {st.step}, {where}, but the "
+            "recipe now gives a phase that has already run a different length (phases end "
+            f"at steps {', '.join(str(x) for x in starts[1:])}). On resume, only the phase "
+            "the run is in, or the one it had just finished, can change its length. Restore "
+            "the earlier lengths (and the data, if an epoch-sized phase changed with it), or "
+            "start a new run with --out."
+        )
 
     def _run(self, max_steps: int | None = None) -> TrainResult:
         train = self.recipe.train
@@ -702,9 +727,15 @@ class Trainer:
             idx = self.state.phase
             phase = self.phases[idx]
             self.objective = self._build_objective(idx)
+            self._objective_phase = idx
             self._phase_name = phase.name
             pending = self._objective_state
-            if pending and hasattr(self.objective, "load_state_dict"):
+            # Only into the objective of the phase that saved it: a run stopped on a boundary
+            # saved the finished phase's state, which the next phase's objective cannot use.
+            owner = self._objective_state_phase
+            if pending and (owner is None or owner == idx) and hasattr(
+                self.objective, "load_state_dict"
+            ):
                 self.objective.load_state_dict(pending)
             self._objective_state = None
             if self.state.phase_step == 0:

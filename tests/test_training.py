@@ -94,6 +94,37 @@ def test_resume_is_bit_identical(tmp_path, registry, stop_at):
     assert [s for s in steps_b if s != stop_at or stop_at in steps_a] == steps_a
 
 
+def test_a_run_stopped_at_a_phase_boundary_can_lengthen_the_phase_it_finished(tmp_path, registry):
+    """--max-steps at the end of pre-training, then more pre-training: the resumed run
+    continues the first phase (it used to start the next one silently) and ends exactly
+    where a run planned with the longer phase from the start ends."""
+    over = ["train.checkpoint_every=3"]
+    longer = [*over, "phases.0.steps=9"]
+    straight = api.train(recipe(tmp_path, registry, TWO_PHASES, longer), out=tmp_path / "a")
+    assert straight.step == 17
+    api.train(recipe(tmp_path, registry, TWO_PHASES, over), out=tmp_path / "b", max_steps=6)
+    resumed = api.train(recipe(tmp_path, registry, TWO_PHASES, longer), out=tmp_path / "b",
+                        resume=True)
+    assert resumed.step == 17
+    assert_identical(straight.checkpoint, resumed.checkpoint)
+    rows = [json.loads(x) for x in (tmp_path / "b/metrics.jsonl").read_text().splitlines()]
+    phases = {r["step"]: r["phase"] for r in rows if r["event"] == "train"}
+    assert phases[8] == "warm" and phases[10] == "main"
+
+
+def test_resume_refuses_a_changed_length_of_a_phase_already_left_behind(tmp_path, registry):
+    over = ["train.checkpoint_every=3"]
+    api.train(recipe(tmp_path, registry, TWO_PHASES, over), out=tmp_path / "b", max_steps=9)
+    for change in ("phases.0.steps=4", "phases.0.steps=7", "phases.1.steps=2"):
+        with pytest.raises(UserError, match=r"stopped at step 9, in phase 'main'.*--out"):
+            api.train(recipe(tmp_path, registry, TWO_PHASES, [*over, change]),
+                      out=tmp_path / "b", resume=True)
+    # The phase the run is in may shrink to what it has run: the run is then complete.
+    done = api.train(recipe(tmp_path, registry, TWO_PHASES, [*over, "phases.1.steps=3"]),
+                     out=tmp_path / "b", resume=True)
+    assert done.step == 9
+
+
 def test_resume_without_determinism_differs_only_if_state_is_lost(tmp_path, registry):
     """Guard against a vacuous resume test: a restart *without* restoring state diverges."""
     body = '[loss]\ntype = "non-saturating"\n'
@@ -274,6 +305,57 @@ def test_objective_that_trains_only_the_generator(tmp_path, registry):
     assert gaps[-1] < 0.1 * gaps[0]
     # no critic in the checkpoint
     assert not any(k.startswith("critic.") for k in load_file(str(res.checkpoint)))
+
+
+class _CountingObjective(_MeanObjective):
+    """Stateful: counts its own steps, and the count is objective state in checkpoints."""
+
+    def __init__(self, config, ctx) -> None:
+        self.count = 0
+
+    def generator_loss(self, ctx, real):
+        out = super().generator_loss(ctx, real)
+        self.count += 1
+        out.logs["count"] = float(self.count)
+        return out
+
+    def state_dict(self):
+        return {"count": torch.tensor([self.count])}
+
+    def load_state_dict(self, state):
+        self.count = int(state["count"][0])
+
+
+def test_objective_state_saved_on_a_phase_boundary_stays_with_its_phase(tmp_path, registry):
+    """A checkpoint on a boundary holds the finished phase's objective state: resumed into
+    the next phase it must not be loaded there (both phases here use the same objective
+    type, so it would load without complaint), but continuing the finished phase gets it."""
+    registry.add(ComponentSpec("loss", "counting", _CountingObjective, None, "test", "0"))
+    text = BASE.replace('[critic]\ntype = "mlp"\nhidden = 16\nlayers = 2\n', "")
+    text += ('[[phases]]\nname = "one"\nloss = { type = "counting" }\nsteps = 4\n'
+             '[[phases]]\nname = "two"\nloss = { type = "counting" }\nsteps = 4\n')
+    p = tmp_path / "c.toml"
+    p.write_text(text, encoding="utf-8")
+
+    def counts(run: Path) -> list[float]:
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r["count"] for r in rows if r["event"] == "train"]
+
+    try:
+        api.train(load_recipe(p, registry), out=tmp_path / "a")
+        api.train(load_recipe(p, registry), out=tmp_path / "b", max_steps=4)
+        api.train(load_recipe(p, registry), out=tmp_path / "b", resume=True)
+        assert counts(tmp_path / "a") == [1.5, 3.5, 1.5, 3.5]  # means over each log row
+        assert counts(tmp_path / "b") == counts(tmp_path / "a")
+        # Lengthening the finished phase on resume continues it, with its own state.
+        api.train(load_recipe(p, registry), out=tmp_path / "c", max_steps=4)
+        api.train(load_recipe(p, registry, ["phases.0.steps=6"]), out=tmp_path / "c",
+                  resume=True)
+        assert counts(tmp_path / "c") == [1.5, 3.5, 5.5, 1.5, 3.5]
+    finally:
+        registry.components["loss"] = [
+            s for s in registry.components["loss"] if s.name != "counting"
+        ]
 
 
 def test_bf16_autocast_trains_close_to_fp32(tmp_path, registry):

@@ -68,6 +68,10 @@ class LSTMGeneratorConfig(_Strict):
     num_layers: int = Field(2, gt=0, description="Stacked LSTM layers.")
     dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout between layers and "
                            "before the output layer (training only).")
+    embedding_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the character embeddings fed to the LSTM "
+        "(training only)."
+    )
     max_len: int | None = Field(
         None,
         gt=0,

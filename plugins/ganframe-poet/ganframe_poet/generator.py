@@ -50,6 +50,7 @@ class LSTMPoet(nn.Module):
         hidden_dim: int = 256,
         num_layers: int = 2,
         dropout: float = 0.5,
+        embedding_dropout: float = 0.0,
         punctuation_ids: list[int] | None = None,
         template: str | None = None,
         punctuation: str = "",
@@ -63,6 +64,8 @@ class LSTMPoet(nn.Module):
         self.num_layers = num_layers
         self.hidden_dim = hidden_dim
         self.embed = nn.Embedding(vocab_size, embedding_dim)
+        # Identity at 0 so that recipes without it draw the same random numbers as before.
+        self.drop_in = nn.Dropout(embedding_dropout) if embedding_dropout else nn.Identity()
         self.lstm = nn.LSTM(
             embedding_dim,
             hidden_dim,
@@ -98,7 +101,7 @@ class LSTMPoet(nn.Module):
         """Teacher-forced logits (N, T, V): position t predicts ``tokens[:, t]``."""
         start = torch.full_like(tokens[:, :1], self.start)
         inputs = torch.cat([start, tokens[:, :-1]], dim=1)
-        out, _ = self.lstm(self.embed(inputs))
+        out, _ = self.lstm(self.drop_in(self.embed(inputs)))
         return self.head(self.drop(out))
 
     def token_nll(self, tokens: Tensor) -> Tensor:
@@ -119,11 +122,7 @@ class LSTMPoet(nn.Module):
 
     def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State]:
         """One position for a batch: the previous tokens (N,) in, next-token logits (N, V) out."""
-        out, state = self.lstm(self.embed(tokens).unsqueeze(1), state)
-        return self.head(self.drop(out[:, 0])), state
-
-    def step_embedded(self, emb: Tensor, state: State | None) -> tuple[Tensor, State]:
-        out, state = self.lstm(emb.unsqueeze(1), state)
+        out, state = self.lstm(self.drop_in(self.embed(tokens)).unsqueeze(1), state)
         return self.head(self.drop(out[:, 0])), state
 
     def prefix_states(self, tokens: Tensor) -> tuple[Tensor, list[State]]:
@@ -296,6 +295,7 @@ def build_lstm_generator(config: LSTMGeneratorConfig, ctx: Any) -> LSTMPoet:
         hidden_dim=config.hidden_dim,
         num_layers=config.num_layers,
         dropout=config.dropout,
+        embedding_dropout=config.embedding_dropout,
         punctuation_ids=[index[c] for c in punctuation if c in index],
         template=info.get("template"),
         punctuation=punctuation,

@@ -126,3 +126,25 @@ def test_critics_read_ids_and_one_hot_rows_alike(kind, gen, info, build_ctx):
 def test_cnn_widths_longer_than_the_sequence_are_rejected(info, build_ctx):
     with pytest.raises(UserError, match="critic.widths"):
         build_cnn_critic(CNNCriticConfig(widths=[2, 30]), build_ctx(data_info=info))
+
+
+def test_embedding_dropout_acts_in_training_only_and_costs_no_draws_when_off(info, build_ctx):
+    rng = torch.Generator().manual_seed(3)
+    tokens = torch.randint(4, len(info["vocab"]), (8, 25), generator=rng)
+    ctx = build_ctx(data_info=info)
+    torch.manual_seed(0)
+    plain = build_lstm_generator(SMALL.model_copy(update={"dropout": 0.0}), ctx).train()
+    before = torch.get_rng_state()
+    first = plain(tokens)
+    # Off means no dropout layer at all: the global RNG is untouched, so recipes that do not
+    # set it draw exactly the random numbers they drew before the option existed.
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(first, plain(tokens))
+
+    torch.manual_seed(0)
+    cfg = SMALL.model_copy(update={"dropout": 0.0, "embedding_dropout": 0.5})
+    dropped = build_lstm_generator(cfg, ctx).train()
+    assert not torch.allclose(dropped(tokens), dropped(tokens))
+    dropped.eval()
+    assert torch.equal(dropped(tokens), dropped(tokens))
+    assert torch.allclose(dropped(tokens), plain.eval()(tokens))  # same weights, same seed
