@@ -196,7 +196,7 @@ def _train_in(
 
     if resume:
         if ckpt is not None and latest is not None:
-            _check_same_run(ckpt.meta, trainer.meta, latest)
+            _check_same_run(ckpt.meta, trainer.meta, latest, resolved)
             check_plugin_versions(ckpt.meta, latest)
             trainer.restore(ckpt)
             if dist_info.is_main:
@@ -236,17 +236,48 @@ def checkpoint_meta(resolved: ResolvedRecipe, data_kind: str, info: dict[str, An
     }
 
 
-def _check_same_run(old: dict[str, Any], new: dict[str, Any], path: Path) -> None:
-    """Resuming with other networks or data would silently train something else."""
+def _check_same_run(
+    old: dict[str, Any], new: dict[str, Any], path: Path, resolved: ResolvedRecipe
+) -> None:
+    """Resuming with other networks or data would silently train something else.
+
+    The run's tables are read through today's config models first, so an option that a
+    newer plugin version added, at its default, does not count as a change.
+    """
     for key in ("data", "generator", "critic"):
         a = old.get("recipe", {}).get(key)
         b = new["recipe"].get(key)
+        if a != b and isinstance(a, dict) and key in resolved.components:
+            a = _with_current_defaults(a, resolved.components[key][0])
         if a != b:
+            a, b = a or {}, b or {}
+
+            def shown(table: dict[str, Any], k: str) -> str:
+                return repr(table[k]) if k in table else "(unset)"
+
+            changed = ", ".join(
+                f"{k}: {shown(a, k)} -> {shown(b, k)}"
+                for k in sorted(set(a) | set(b), key=str)
+                if shown(a, k) != shown(b, k)
+            )
             raise UserError(
                 f"{path}: cannot resume: the recipe's [{key}] differs from the run's "
-                f"(checkpoint has {a}, recipe has {b}). Resume with the run's own recipe "
-                f"(its recipe.toml), or start a new run with --out."
+                f"({changed}). Resume with the run's own recipe (its recipe.toml), or start "
+                "a new run with --out."
             )
+
+
+def _with_current_defaults(table: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """``table`` validated by the component's config model now; unchanged if it does not
+    validate (or names another component), so the difference is reported as it is."""
+    if table.get("type") not in (spec.name, spec.qualified_name):
+        return table
+    try:
+        params = {k: v for k, v in table.items() if k != "type"}
+        config = spec.config_model().model_validate(params)
+    except Exception:  # a removed or renamed option: a real difference
+        return table
+    return {**table, **config.model_dump(mode="json", exclude_none=True)}
 
 
 class PluginVersionWarning(UserWarning):

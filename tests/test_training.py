@@ -125,6 +125,32 @@ def test_resume_refuses_a_changed_length_of_a_phase_already_left_behind(tmp_path
     assert done.step == 9
 
 
+def test_resume_checks_networks_and_data_but_not_options_added_since(tmp_path, registry):
+    """A plugin upgrade that adds an option (at its default) must not block resuming a run
+    made before it; a real change of a network is refused, naming the option."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    body = '[loss]\ntype = "non-saturating"\n'
+    plain = BASE.replace("latent_dim = 4\n", "")  # the default, 8, fills it in the run's recipe
+    p = tmp_path / "r.toml"
+    p.write_text(plain + body, encoding="utf-8")
+    api.train(load_recipe(p, registry, ["train.steps=4"]), out=tmp_path / "run")
+    last = tmp_path / "run/checkpoints/last.safetensors"
+    with safe_open(str(last), "pt") as f:
+        header = f.metadata()
+    meta = json.loads(header["ganframe"])
+    assert meta["recipe"]["generator"]["latent_dim"] == 8
+    del meta["recipe"]["generator"]["latent_dim"]  # as written by a version without it
+    save_file(load_file(str(last)), str(last), metadata={**header, "ganframe": json.dumps(meta)})
+    resumed = api.train(load_recipe(p, registry, ["train.steps=6"]), out=tmp_path / "run",
+                        resume=True)
+    assert resumed.step == 6
+    with pytest.raises(UserError, match=r"\[generator\] differs.*hidden: 16 -> 32"):
+        api.train(load_recipe(p, registry, ["train.steps=8", "generator.hidden=32"]),
+                  out=tmp_path / "run", resume=True)
+
+
 def test_resume_without_determinism_differs_only_if_state_is_lost(tmp_path, registry):
     """Guard against a vacuous resume test: a restart *without* restoring state diverges."""
     body = '[loss]\ntype = "non-saturating"\n'

@@ -106,7 +106,15 @@ class MLEConfig(_Strict):
     )
 
 
+_POLICY_TEMPERATURE = (
+    "Temperature of the policy: poems, rollouts and log-probabilities come from "
+    "softmax(logits / T). Below 1 the critic and the policy gradient work on the distribution "
+    "that is sampled at evaluation, not on the untempered model."
+)
+
+
 class SeqGANConfig(_Strict):
+    temperature: float = Field(1.0, gt=0.0, description=_POLICY_TEMPERATURE)
     rollouts: int = Field(16, gt=0, description="Monte-Carlo completions per prefix.")
     rollout_update: float = Field(
         0.8,
@@ -129,7 +137,12 @@ class SeqGANConfig(_Strict):
 
 
 class SeqGANCriticConfig(_Strict):
-    """Critic pre-training takes no options: it scores generated against real poems."""
+    """Critic pre-training on generated against real poems."""
+
+    temperature: float = Field(
+        1.0, gt=0.0, description="Sampling temperature of the generated poems (set it to "
+        "the adversarial phase's)."
+    )
 
 
 class GumbelConfig(_Strict):

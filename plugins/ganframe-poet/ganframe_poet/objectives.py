@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganframe.components import StepContext, StepOutput
-from ganframe_poet.configs import GumbelConfig, MLEConfig, SeqGANConfig
+from ganframe_poet.configs import GumbelConfig, MLEConfig, SeqGANConfig, SeqGANCriticConfig
 from ganframe_poet.rollout import rollout_rewards
 
 
@@ -54,10 +54,10 @@ def _critic(ctx: StepContext) -> nn.Module:
     return ctx.critic
 
 
-def _generated(ctx: StepContext, n: int) -> Tensor:
+def _generated(ctx: StepContext, n: int, temperature: float = 1.0) -> Tensor:
     """Token ids from the generator as it samples (eval mode), without gradients."""
     with torch.no_grad(), evaluating(ctx.generator):
-        return ctx.generator.generate(n, device=ctx.device)
+        return ctx.generator.generate(n, device=ctx.device, temperature=temperature)
 
 
 class MLE:
@@ -147,11 +147,11 @@ class SeqGANCritic:
     trains_generator = False
 
     def __init__(self, config: Any = None, ctx: Any = None) -> None:
-        self.config = config
+        self.config = config or SeqGANCriticConfig()
 
     def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         critic = _critic(ctx)
-        fake = _generated(ctx, real.shape[0])
+        fake = _generated(ctx, real.shape[0], self.config.temperature)
         d_real, d_fake = critic(real).reshape(-1), critic(fake).reshape(-1)
         loss = (_bce(d_real, 1.0) + _bce(d_fake, 0.0)) / 2
         acc = ((d_real > 0).float().mean() + (d_fake < 0).float().mean()) / 2
@@ -218,13 +218,14 @@ class SeqGAN(SeqGANCritic):
 
         with evaluating(critic):
             return rollout_rewards(
-                net, score, x, self.config.rollouts, chunk=self.config.chunk
+                net, score, x, self.config.rollouts, chunk=self.config.chunk,
+                temperature=self.config.temperature,
             )
 
     def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         gen = ctx.generator
         n = self.config.samples or real.shape[0]
-        x = _generated(ctx, n)
+        x = _generated(ctx, n, self.config.temperature)
         rewards = self.rewards(ctx, x)
         mask = (x != gen.pad).float()
         if self.config.baseline == "mean":
@@ -232,7 +233,8 @@ class SeqGAN(SeqGANCritic):
             advantage = rewards - base
         else:
             advantage = rewards
-        logp = torch.log_softmax(gen(x).float(), dim=-1).gather(2, x.unsqueeze(2)).squeeze(2)
+        logits = gen(x).float() / self.config.temperature
+        logp = torch.log_softmax(logits, dim=-1).gather(2, x.unsqueeze(2)).squeeze(2)
         count = mask.sum().clamp_min(1)
         loss = -(logp * advantage * mask).sum() / count
         with torch.no_grad():

@@ -28,7 +28,8 @@ from ganframe_poet.generator import LSTMPoet, sample_logits
 
 @torch.no_grad()
 def complete_prefixes(
-    net: LSTMPoet, x: Tensor, rollouts: int, *, rng: torch.Generator | None = None
+    net: LSTMPoet, x: Tensor, rollouts: int, *, rng: torch.Generator | None = None,
+    temperature: float = 1.0,
 ) -> Tensor:
     """Completions (T-1, R, N, T): ``out[t-1, r, b, :t] == x[b, :t]``, the rest sampled.
 
@@ -52,9 +53,15 @@ def complete_prefixes(
         if state is not None:
             # Every completion already under way takes one step, all in one batch.
             logits, state = net.step(out[:under_way, p - 1], state)
-            tok[:under_way] = sample_logits(logits.float().index_fill_(1, banned, -inf), rng)
+            logits = logits.float()
+            if temperature != 1.0:
+                logits.div_(temperature)
+            tok[:under_way] = sample_logits(logits.index_fill_(1, banned, -inf), rng)
         # Prefixes of length p join: R draws from the logits after each row's prefix.
-        joining = logits_tf[:, p].float().contiguous().index_fill_(1, banned, -inf)
+        joining = logits_tf[:, p].float().contiguous()
+        if temperature != 1.0:
+            joining.div_(temperature)
+        joining.index_fill_(1, banned, -inf)
         tok[under_way:] = sample_logits(joining, rng, draws=rollouts).t().reshape(-1)
         h, c = states[p]
         joined = (h.repeat(1, rollouts, 1), c.repeat(1, rollouts, 1))
@@ -75,11 +82,14 @@ def rollout_rewards(
     *,
     chunk: int = 8192,
     rng: torch.Generator | None = None,
+    temperature: float = 1.0,
 ) -> Tensor:
     """Per-token rewards (N, T) in the range of ``score`` (sequences (M, T) -> (M,))."""
     n, length = x.shape
     with torch.no_grad():
-        done = complete_prefixes(net, x, rollouts, rng=rng).reshape(-1, length)
+        done = complete_prefixes(
+            net, x, rollouts, rng=rng, temperature=temperature
+        ).reshape(-1, length)
         scores = torch.cat([score(part).reshape(-1).float() for part in done.split(chunk)])
         by_prefix = scores.view(length - 1, rollouts, n).mean(dim=1)  # (T-1, N)
         last = score(x).reshape(-1).float()

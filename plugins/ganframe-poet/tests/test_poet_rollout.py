@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from ganframe_poet.configs import SeqGANConfig
+from ganframe_poet.configs import SeqGANConfig, SeqGANCriticConfig
 from ganframe_poet.generator import LSTMPoet
 from ganframe_poet.objectives import SeqGAN
 from ganframe_poet.rollout import complete_prefixes, rollout_rewards
@@ -56,19 +56,12 @@ def test_each_token_is_credited_with_its_own_prefix():
     assert not torch.allclose(scrambled, expected, atol=1e-4)
 
 
-def test_completions_keep_the_prefix_and_match_a_naive_loop():
-    net = tiny_net(3)
-    with torch.no_grad():  # nearly deterministic: sampling becomes argmax
-        net.head.weight.mul_(1e5)
-        net.head.bias.mul_(1e5)
-    n, rollouts = 4, 2
-    x = sequences(n, 8, seed=5)
-    done = complete_prefixes(net, x, rollouts, rng=torch.Generator().manual_seed(0))
-    assert done.shape == (7, rollouts, n, 8)
+def greedy_mismatches(net: LSTMPoet, x: torch.Tensor, done: torch.Tensor) -> int:
+    """Completions (of ``complete_prefixes``) that differ from greedy decoding."""
+    rollouts, n = done.shape[1], x.shape[0]
     ban = net.sampling_mask(0, False)
+    wrong = 0
     for t in range(1, 8):
-        assert torch.equal(done[t - 1, :, :, :t], x[:, :t].expand(rollouts, n, t))
-        # The naive way: feed start + the prefix, then decode greedily one row at a time.
         for b in range(n):
             state = None
             prev = torch.tensor([START])
@@ -83,8 +76,35 @@ def test_completions_keep_the_prefix_and_match_a_naive_loop():
                 alive = alive and tok != END
                 seq.append(tok)
                 prev = torch.tensor([tok])
-            for r in range(rollouts):
-                assert done[t - 1, r, b].tolist() == seq
+            wrong += sum(done[t - 1, r, b].tolist() != seq for r in range(rollouts))
+    return wrong
+
+
+def test_rollouts_follow_the_policy_temperature():
+    """A tempered policy (seqgan's ``temperature``) samples its rollouts from
+    softmax(logits / T), both the step that joins a prefix and the steps under way: near
+    T = 0 every completion is the greedy one, at T = 1 most are not."""
+    net = tiny_net(3)
+    x = sequences(4, 8, seed=5)
+    cold = complete_prefixes(net, x, 2, rng=torch.Generator().manual_seed(0), temperature=1e-6)
+    assert greedy_mismatches(net, x, cold) == 0
+    warm = complete_prefixes(net, x, 2, rng=torch.Generator().manual_seed(0))
+    assert greedy_mismatches(net, x, warm) > 20  # of 56
+
+
+def test_completions_keep_the_prefix_and_match_a_naive_loop():
+    net = tiny_net(3)
+    with torch.no_grad():  # nearly deterministic: sampling becomes argmax
+        net.head.weight.mul_(1e5)
+        net.head.bias.mul_(1e5)
+    n, rollouts = 4, 2
+    x = sequences(n, 8, seed=5)
+    done = complete_prefixes(net, x, rollouts, rng=torch.Generator().manual_seed(0))
+    assert done.shape == (7, rollouts, n, 8)
+    for t in range(1, 8):
+        assert torch.equal(done[t - 1, :, :, :t], x[:, :t].expand(rollouts, n, t))
+    # The naive way, one row at a time: feed start + the prefix, then decode greedily.
+    assert greedy_mismatches(net, x, done) == 0
 
 
 def test_rollouts_after_the_end_token_are_padding():
@@ -132,3 +152,31 @@ def test_seqgan_loss_gradient_and_rollout_state_round_trip():
     assert torch.allclose(fresh.state_dict()["rollout.head.weight"], old + 0.5)
     fresh.rollout_net(gen)
     assert torch.allclose(fresh.rollout.head.weight, old + 0.75)
+
+
+def test_tempered_policy_gradient_uses_the_tempered_log_probabilities(monkeypatch):
+    """With ``temperature = T`` the loss is -mean(log softmax(logits / T)[x] * advantage):
+    the gradient of the distribution that was sampled, not of the untempered model."""
+    import ganframe_poet.objectives as objectives
+
+    gen = tiny_net(4).train()
+    x = sequences(6, 8, seed=9)
+    adv = torch.linspace(-1.0, 1.0, 48).view(6, 8)
+    seen = {}
+
+    def fake_generated(ctx, n, temperature=1.0):
+        seen["temperature"] = temperature
+        return x
+
+    monkeypatch.setattr(objectives, "_generated", fake_generated)
+    for t in (1.0, 0.5):
+        obj = SeqGAN(SeqGANConfig(rollouts=2, baseline="none", temperature=t))
+        monkeypatch.setattr(obj, "rewards", lambda ctx, seqs: adv)
+        ctx = StepContext(gen, _Critic(), torch.device("cpu"), 0, 0, 10)
+        loss = obj.generator_loss(ctx, sequences(6, 8)).loss
+        logp = torch.log_softmax(gen(x).float() / t, -1).gather(2, x.unsqueeze(2)).squeeze(2)
+        assert seen["temperature"] == t
+        assert torch.allclose(loss, -(logp * adv).mean(), atol=1e-6)
+        seen.clear()
+        objectives.SeqGANCritic(SeqGANCriticConfig(temperature=t)).critic_loss(ctx, x)
+        assert seen["temperature"] == t  # critic pre-training sees the same distribution
