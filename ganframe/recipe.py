@@ -160,6 +160,11 @@ class PhaseConfig(BaseModel):
         None, gt=0, description="Length in passes over the data (instead of steps)."
     )
     n_critic: int | None = Field(None, gt=0, description="Overrides train.n_critic.")
+    checkpoint_every: int | None = Field(
+        None, ge=0, description="Overrides train.checkpoint_every while this phase runs "
+        "(0: none but the final one), e.g. often in a short adversarial phase, never during "
+        "a long pre-training."
+    )
     lr: dict[Literal["generator", "critic"], Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="Learning rates set when the phase starts."
     )

@@ -742,6 +742,9 @@ class Trainer:
                 self._enter_phase(phase)
             steps = self.phase_lengths[idx]
             n_critic = phase.n_critic or train.n_critic
+            every = train.checkpoint_every
+            if phase.checkpoint_every is not None:
+                every = phase.checkpoint_every
             self.progress.on_phase(phase.name, idx, steps, self.state.phase_step)
             self.generator.train()
             if self.critic is not None:
@@ -769,7 +772,7 @@ class Trainer:
                     self.write_samples()
                 if s < limit:
                     self.run_metrics()
-                if train.checkpoint_every and s % train.checkpoint_every == 0 and s < limit:
+                if every and s % every == 0 and s < limit:
                     self.save()
                 if self._stop_requested(s):
                     self.flush_logs()

@@ -151,6 +151,21 @@ def test_resume_checks_networks_and_data_but_not_options_added_since(tmp_path, r
                   out=tmp_path / "run", resume=True)
 
 
+def test_a_phase_can_checkpoint_at_its_own_interval(tmp_path, registry):
+    """Often during the short adversarial phase, never during pre-training (the run-wide
+    interval would write hundreds of files in a long pre-training phase)."""
+    over = ["train.checkpoint_every=4", "train.keep_last=0", "phases.0.checkpoint_every=0",
+            "phases.1.checkpoint_every=3"]
+    api.train(recipe(tmp_path, registry, TWO_PHASES, over), out=tmp_path / "run")
+    def steps(run: str) -> list[int]:
+        files = (tmp_path / run / "checkpoints").glob("step-*")
+        return sorted(int(p.stem.split("-")[1]) for p in files)
+
+    assert steps("run") == [9, 12, 14]  # phase two is steps 7-14; 14 is the final checkpoint
+    api.train(recipe(tmp_path, registry, TWO_PHASES, over[:2]), out=tmp_path / "plain")
+    assert steps("plain") == [4, 8, 12, 14]
+
+
 def test_resume_without_determinism_differs_only_if_state_is_lost(tmp_path, registry):
     """Guard against a vacuous resume test: a restart *without* restoring state diverges."""
     body = '[loss]\ntype = "non-saturating"\n'
