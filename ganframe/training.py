@@ -314,6 +314,7 @@ class Trainer:
         self._objective_state: dict[str, Tensor] | None = None
         self._objective_state_phase: int | None = None  # the phase it belongs to
         self._objective_phase: int | None = None
+        self._ran_lengths: list[int] | None = None
         self.resumed = False
         self._has_buffers: dict[int, bool] = {}
         self._phase_name = self.phases[0].name
@@ -388,6 +389,7 @@ class Trainer:
                 self.scalers[id(opt)].load_state_dict(state)
         self._objective_state = module_tensors(ckpt, "objective")
         self._objective_state_phase = run.get("objective_phase")
+        self._ran_lengths = run.get("phase_lengths")  # as planned when the run stopped
         restore_rng(ckpt)
         own = ckpt.tensors.get(f"ranks.{self.dist.rank}.rng_torch")
         if self.dist.enabled and own is not None:
@@ -572,6 +574,7 @@ class Trainer:
             "rank_digests": digests,
             # On a phase boundary the objective is still the finished phase's.
             "objective_phase": self._objective_phase,
+            "phase_lengths": list(getattr(self, "phase_lengths", [])),
         }
         if self.scalers:
             meta["scalers"] = {
@@ -689,6 +692,12 @@ class Trainer:
         """
         st, lengths = self.state, self.phase_lengths
         starts = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+        finished = st.phase - (1 if st.phase_step == 0 else 0)  # phases that may not change
+        ran = self._ran_lengths
+        if st.phase > len(lengths) or (ran is not None and any(
+            a != b for a, b in zip(ran[: max(finished, 0)], lengths, strict=False)
+        )):
+            self._refuse_new_lengths(starts)
         if st.phase < len(lengths) and st.step == starts[st.phase] + st.phase_step:
             if st.phase_step < lengths[st.phase]:
                 return
@@ -701,8 +710,16 @@ class Trainer:
             if st.step < starts[st.phase]:
                 st.phase, st.phase_step = st.phase - 1, st.step - starts[st.phase - 1]
                 return
-        where = (f"in phase '{self.phases[st.phase].name}'" if st.phase < len(lengths)
-                 else "at its end")
+        self._refuse_new_lengths(starts)
+
+    def _refuse_new_lengths(self, starts: list[int]) -> None:
+        st, ran = self.state, self._ran_lengths
+        if st.phase < len(self.phases):
+            where = f"in phase '{self.phases[st.phase].name}'"
+        elif ran is not None and st.phase < len(ran):
+            where = f"in phase {st.phase + 1} of {len(ran)}, which the recipe no longer has"
+        else:
+            where = "at its end"
         raise UserError(
             f"{self.resolved.source}: the run stopped at step {st.step}, {where}, but the "
             "recipe now gives a phase that has already run a different length (phases end "

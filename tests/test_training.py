@@ -119,6 +119,18 @@ def test_resume_refuses_a_changed_length_of_a_phase_already_left_behind(tmp_path
         with pytest.raises(UserError, match=r"stopped at step 9, in phase 'main'.*--out"):
             api.train(recipe(tmp_path, registry, TWO_PHASES, [*over, change]),
                       out=tmp_path / "b", resume=True)
+    # Two earlier phases changed by +2 and -2 end where they ended before: the step counts
+    # agree, the lengths recorded in the checkpoint do not.
+    three = TWO_PHASES + '[[phases]]\nname = "third"\nloss = { type = "hinge" }\nsteps = 4\n'
+    api.train(recipe(tmp_path, registry, three, over), out=tmp_path / "c", max_steps=16)
+    with pytest.raises(UserError, match=r"stopped at step 16, in phase 'third'"):
+        api.train(recipe(tmp_path, registry, three, [*over, "phases.0.steps=8",
+                                                     "phases.1.steps=6"]),
+                  out=tmp_path / "c", resume=True)
+    # Fewer phases than the run has already entered.
+    with pytest.raises(UserError, match=r"stopped at step 16, in phase 3 of 3, which"):
+        api.train(recipe(tmp_path, registry, "\n".join(TWO_PHASES.split("\n")[:7]), over),
+                  out=tmp_path / "c", resume=True)
     # The phase the run is in may shrink to what it has run: the run is then complete.
     done = api.train(recipe(tmp_path, registry, TWO_PHASES, [*over, "phases.1.steps=3"]),
                      out=tmp_path / "b", resume=True)
