@@ -724,7 +724,8 @@ class Trainer:
             f"{self.resolved.source}: the run stopped at step {st.step}, {where}, but the "
             "recipe now gives a phase that has already run a different length (phases end "
             f"at steps {', '.join(str(x) for x in starts[1:])}). On resume, only the phase "
-            "the run is in, or the one it had just finished, can change its length. Restore "
+            "the run is in may change its length (to no less than it has run), or, when the "
+            "run stopped on a phase boundary, the phase it had just finished may grow. Restore "
             "the earlier lengths (and the data, if an epoch-sized phase changed with it), or "
             "start a new run with --out."
         )
