@@ -11,15 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from ganframe.errors import UserError
 from ganframe.hookspecs import hookimpl
-
-__version__ = "0.1.0"
-
-#: Version of the plugin contract (hooks + component protocols). A plugin may declare the
-#: version it was written for; see docs/plugins.md.
-PLUGIN_API_VERSION = 1
+from ganframe.version import PLUGIN_API_VERSION, SUPPORTED_PLUGIN_APIS, __version__
 
 __all__ = [
     "PLUGIN_API_VERSION",
+    "SUPPORTED_PLUGIN_APIS",
     "UserError",
     "__version__",
     "hookimpl",

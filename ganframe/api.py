@@ -11,7 +11,7 @@ checkpoint file; none of those know about each other.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # torch stays out of import time
     from torch import nn
 
     from ganframe.distributed import DistInfo
-    from ganframe.training import Progress, TrainResult
+    from ganframe.loop.events import Callback
+    from ganframe.loop.trainer import TrainResult
+    from ganframe.run_record import RunRecord
 
 DATA_ENV = "GANFRAME_DATA"
 
@@ -78,9 +80,13 @@ def train(
     force: bool = False,
     device: str | None = None,
     max_steps: int | None = None,
-    progress: Progress | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: Callback | None = None,
 ) -> TrainResult:
-    """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended."""
+    """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended.
+
+    ``callbacks`` listen to the run's events after the core's own and the recipe's loggers
+    and callbacks (``progress`` is one more, kept for callers written before 0.2)."""
 
     from ganframe import distributed, runfolder
     from ganframe.checkpoint import CheckpointDir
@@ -100,18 +106,12 @@ def train(
     if info.is_main:  # only rank 0 writes; the others wait for the folder
         runfolder.prepare(out_dir, resume=resume, force=force)
     dev = distributed.init(info, dev)
+    listeners = [*callbacks, *([progress] if progress is not None else [])]
     try:
         distributed.barrier(info)
         with cpu_threads(rec.threads):
-            return _train_in(
-                resolved,
-                out_dir,
-                dev,
-                resume=resume,
-                max_steps=max_steps,
-                progress=progress if info.is_main else None,
-                dist_info=info,
-            )
+            return _train_in(resolved, out_dir, dev, resume=resume, max_steps=max_steps,
+                             callbacks=listeners if info.is_main else [], dist_info=info)
     except UserError:
         if info.is_main and fresh and not CheckpointDir(out_dir / "checkpoints").steps():
             runfolder.discard(out_dir)
@@ -127,144 +127,87 @@ def _train_in(
     *,
     resume: bool,
     max_steps: int | None,
-    progress: Progress | None,
+    callbacks: list[Callback],
     dist_info: DistInfo,
 ) -> TrainResult:
-
     from ganframe import runfolder, tomlwrite
-    from ganframe.checkpoint import CheckpointDir, read_checkpoint
+    from ganframe.assemble import assemble
+    from ganframe.checkpoint import CheckpointDir
     from ganframe.device import seed_everything, set_deterministic
-    from ganframe.training import Trainer
+    from ganframe.loop import resume as resume_rules
+    from ganframe.loop import snapshot
+    from ganframe.run_record import make_record
 
     rec = resolved.recipe
-
-    registry = get_registry()
-    ckpt_dir = CheckpointDir(out_dir / runfolder.CHECKPOINTS)
-    latest = None
+    found = None
+    changes: list[resume_rules.Change] = []
     if resume:
-        if dist_info.is_main:
-            ckpt_dir.remove_stale_temps()
-        latest = ckpt_dir.latest()
-        leftovers = [p for p in (ckpt_dir.last_path, *ckpt_dir.steps()) if p.exists()]
-        if latest is None and leftovers:
-            read_checkpoint(leftovers[-1])  # raises, naming the file and what is wrong
-    ckpt = read_checkpoint(latest) if latest is not None else None
-    if ckpt is not None:
-        world = int(ckpt.meta.get("run", {}).get("world", 1))
-        if world != dist_info.world:
-            raise UserError(
-                f"{latest}: this run was trained in {world} process(es); resume it with "
-                f"--nproc {world} (now {dist_info.world}), or its data shards and global "
-                "batch would change."
-            )
+        found = resume_rules.find_checkpoint(CheckpointDir(out_dir / runfolder.CHECKPOINTS),
+                                             clean=dist_info.is_main)
+    if found is not None:
+        # Every resume rule that needs no built network runs before anything is built or
+        # written: a refused resume leaves the run folder as it was.
+        latest, ckpt, old = found
+        resume_rules.check_world(old, dist_info.world, latest)
+        new_recipe, defaults = resolved.to_dict(), _current_defaults(resolved)
+        resume_rules.check_same_run(old, new_recipe, latest, defaults)
+        changes = resume_rules.check_recipe_changes(old, new_recipe, latest, defaults)
     seed_everything(rec.seed)
     set_deterministic(rec.deterministic)
-    log = runfolder.MetricsLog(out_dir / runfolder.METRICS_FILE, enabled=dist_info.is_main)
-    trainer = Trainer(
-        resolved,
-        device=dev,
-        out=out_dir,
-        meta={},
-        writer=None,
-        log=log,
-        progress=progress,
-        data_root=data_root(),
-        dist_info=dist_info,
-    )
+    trainer = assemble(resolved, get_registry(), device=dev, out=out_dir, dist=dist_info,
+                       record=None, data_root=data_root(), callbacks=callbacks)
+    trainer.record = make_record(resolved, trainer.dataset.kind, trainer.data_info)
     if dist_info.enabled:
         b = rec.train.batch_size
-        trainer.progress.on_message(
+        layers = trainer.extras["sync_bn_layers"]
+        trainer.message(
             f"{dist_info.world} processes x batch {b} per process = global batch "
             f"{dist_info.world * b}"
-            + (
-                f"; {trainer.sync_bn_layers} batch-norm layer(s) use the global batch"
-                if rec.train.sync_batchnorm
-                else ""
-            )
-        )
-    info = trainer.ctx.data_info
-    writer_spec = registry.default_writer(trainer.dataset.kind)
-    if writer_spec is not None:
-
-        def write(samples: torch.Tensor, stem: Path) -> Path:
-            path = stem.with_suffix(writer_spec.suffix)
-            writer_spec.write(samples, path, info)
-            return path
-
-        trainer.writer = write
-    trainer.meta = checkpoint_meta(resolved, trainer.dataset.kind, info)
-
-    if resume:
-        if ckpt is not None and latest is not None:
-            _check_same_run(ckpt.meta, trainer.meta, latest, resolved)
-            check_plugin_versions(ckpt.meta, latest)
-            trainer.restore(ckpt)
-            if dist_info.is_main:
-                log.truncate_after(trainer.state.step)
-            trainer.progress.on_message(f"resuming from {latest} at step {trainer.state.step}")
-        elif dist_info.is_main:
-            log.truncate_after(0)
-            trainer.progress.on_message(f"no checkpoint in {out_dir}; starting from step 0")
+            + (f"; {layers} batch-norm layer(s) use the global batch"
+               if rec.train.sync_batchnorm else ""))
+    if found is not None:
+        latest, ckpt, old = found
+        check_plugin_versions(old, latest)
+        snapshot.restore(trainer, ckpt, old)
+        trainer.plan()  # phase lengths are checked before anything is written
+        # The history of recipe changes goes on in every later checkpoint.
+        if old.resumes:
+            trainer.record = trainer.record.model_copy(update={"resumes": list(old.resumes)})
+        if changes:
+            trainer.record = trainer.record.with_resume(old.step, [c.record() for c in changes])
+        trainer.message(f"resuming from {latest} at step {trainer.state.step}")
+        if changes:
+            trainer.message(resume_rules.applied_message(changes, old.step))
+    elif resume:
+        trainer.message(f"no checkpoint in {out_dir}; starting from step 0")
     if dist_info.is_main:
-        runfolder.write_atomic(
-            out_dir / runfolder.RECIPE_FILE, tomlwrite.dumps(resolved.to_dict()).encode()
-        )
-    return trainer.run(max_steps=max_steps)
+        runfolder.write_atomic(out_dir / runfolder.RECIPE_FILE,
+                               tomlwrite.dumps(resolved.to_dict()).encode())
+    return trainer.fit(max_steps)
 
 
 def checkpoint_meta(resolved: ResolvedRecipe, data_kind: str, info: dict[str, Any]) -> dict:
-    """What a checkpoint must carry to be used without the recipe or the data."""
-    from ganframe import __version__
+    """What a checkpoint must carry to be used without the recipe or the data (the metadata
+    document of :func:`ganframe.run_record.make_record`)."""
+    from ganframe.run_record import make_record
 
-    components = {
-        place: {"type": spec.name, "plugin": spec.plugin, "version": spec.version}
-        for place, (spec, _cfg) in resolved.components.items()
-    }
-    gen_spec, gen_config = resolved.component("generator")
-    return {
-        "ganframe": __version__,
-        "recipe": resolved.to_dict(),
-        "data_kind": data_kind,
-        "data_info": info,
-        "recipe_dir": str(resolved.recipe_dir) if resolved.recipe_dir else None,
-        "components": components,
-        "plugins": {c["plugin"]: c["version"] for c in components.values()},
-        "generator": {
-            "type": gen_spec.qualified_name,
-            "config": gen_config.model_dump(mode="json"),
-        },
-    }
+    return make_record(resolved, data_kind, info).to_meta()
 
 
-def _check_same_run(
-    old: dict[str, Any], new: dict[str, Any], path: Path, resolved: ResolvedRecipe
-) -> None:
-    """Resuming with other networks or data would silently train something else.
+def _current_defaults(resolved: ResolvedRecipe) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """``current_defaults(place, table)`` for :mod:`ganframe.loop.resume`: a component table
+    of a run's recipe read through the config model of the component at that place now."""
 
-    The run's tables are read through today's config models first, so an option that a
-    newer plugin version added, at its default, does not count as a change.
-    """
-    for key in ("data", "generator", "critic"):
-        a = old.get("recipe", {}).get(key)
-        b = new["recipe"].get(key)
-        if a != b and isinstance(a, dict) and key in resolved.components:
-            a = _with_current_defaults(a, resolved.components[key][0])
-        if a != b:
-            a, b = a or {}, b or {}
+    def fill(place: str, table: dict[str, Any]) -> dict[str, Any]:
+        entry = resolved.components.get(place)
+        if entry is None:
+            return table
+        # a metric's "every" belongs to the recipe's table, not to the metric's options
+        kept = {k: table[k] for k in ("every",) if place.startswith("metrics.") and k in table}
+        inner = {k: v for k, v in table.items() if k not in kept}
+        return {**_with_current_defaults(inner, entry[0]), **kept}
 
-            def shown(table: dict[str, Any], k: str) -> str:
-                return repr(table[k]) if k in table else "(unset)"
-
-            changed = ", ".join(
-                f"{k}: {shown(a, k)} -> {shown(b, k)}"
-                for k in sorted(set(a) | set(b), key=str)
-                if shown(a, k) != shown(b, k)
-            )
-            raise UserError(
-                f"{path}: cannot resume: the recipe's [{key}] differs from the run's "
-                f"({changed}). Resume with the run's own recipe (its recipe.toml), or start "
-                "a new run with --out."
-            )
+    return fill
 
 
 def _with_current_defaults(table: dict[str, Any], spec: Any) -> dict[str, Any]:
@@ -284,20 +227,15 @@ class PluginVersionWarning(UserWarning):
     """A checkpoint was made with another version of a plugin than the one installed."""
 
 
-def check_plugin_versions(meta: dict[str, Any], path: Path) -> list[str]:
+def check_plugin_versions(record: RunRecord, path: Path) -> list[str]:
     """Warn, naming each plugin, when the installed versions differ from the checkpoint's."""
     import warnings
 
+    from ganframe.loop.resume import check_plugin_versions as notes_for
     from ganframe.plugins import get_host
 
     installed = {p.name: p.version for p in get_host().plugins if p.status.startswith("ok")}
-    notes = []
-    for plugin, version in sorted(meta.get("plugins", {}).items()):
-        have = installed.get(plugin)
-        if have is None:
-            notes.append(f"{path}: made with plugin {plugin} {version}, which is not loaded")
-        elif have != version:
-            notes.append(f"{path}: made with plugin {plugin} {version}; {have} is installed")
+    notes = notes_for(record, installed, path)
     for note in notes:
         warnings.warn(note, PluginVersionWarning, stacklevel=3)
     return notes
@@ -313,7 +251,8 @@ class LoadedCheckpoint:
     data_kind: str
     info: dict[str, Any]
     recipe: dict[str, Any]
-    meta: dict[str, Any]
+    meta: dict[str, Any]  #: the metadata document as read; ``record`` is it typed
+    record: RunRecord | None = None
 
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoint:
@@ -321,6 +260,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
     from ganframe.checkpoint import read_checkpoint, restore_module
     from ganframe.components import BuildContext
     from ganframe.device import select_device
+    from ganframe.run_record import RunRecord
 
     path = Path(path)
     if path.is_dir():
@@ -332,57 +272,46 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
             raise UserError(f"{path}: no checkpoint found in this folder.")
         path = latest
     ckpt = read_checkpoint(path)
-    meta = ckpt.meta
-    gen, info, kind = meta.get("generator"), meta.get("data_info"), meta.get("data_kind")
-    if not (
-        isinstance(gen, dict)
-        and isinstance(gen.get("type"), str)
-        and isinstance(gen.get("config"), dict)
-        and isinstance(info, dict)
-        and isinstance(kind, str)
-    ):
-        raise UserError(
-            f"{path}: the checkpoint metadata does not describe a ganframe generator "
-            "(generator.type, generator.config, data_info, data_kind); it was not written by "
-            "'ganframe run' or is damaged."
-        )
+    record = RunRecord.from_meta(ckpt.meta, path)  # names the file and the damaged field
+    gen = record.generator
     registry = get_registry()
-    check_plugin_versions(meta, path)
+    check_plugin_versions(record, path)
     try:
-        spec = registry.get("generator", gen["type"])
+        spec = registry.get("generator", gen.type)
     except UserError:
-        plugin = gen["type"].partition(":")[0]
-        version = meta.get("plugins", {}).get(plugin, "?")
+        plugin = gen.type.partition(":")[0]
+        version = record.plugins.get(plugin, "?")
         raise UserError(
-            f"{path}: this checkpoint's generator {gen['type']!r} comes from plugin {plugin} "
+            f"{path}: this checkpoint's generator {gen.type!r} comes from plugin {plugin} "
             f"(version {version}), which is not installed or failed to load; install it "
             "(see 'ganframe list-plugins')."
         ) from None
-    config = _validate_config(spec, gen["config"], path, meta)
+    config = _validate_config(spec, gen.config, path, record)
     dev = select_device(device)
-    model = spec.build(config, BuildContext(data_info=info, device=dev)).to(dev)
+    model = spec.build(config, BuildContext(data_info=record.data_info, device=dev)).to(dev)
     prefix = "ema" if any(k.startswith("ema.") for k in ckpt.tensors) else "generator"
     restore_module(ckpt, prefix, model)
     model.eval()
     return LoadedCheckpoint(
         path,
         model,
-        int(meta.get("run", {}).get("step", 0)),
-        kind,
-        info,
-        meta.get("recipe", {}),
-        meta,
+        record.step,
+        record.data_kind,
+        record.data_info,
+        record.recipe,
+        ckpt.meta,
+        record,
     )
 
 
-def _validate_config(spec: Any, options: dict[str, Any], path: Path, meta: dict) -> Any:
+def _validate_config(spec: Any, options: dict[str, Any], path: Path, record: RunRecord) -> Any:
     """A component's options from a checkpoint, checked against the installed plugin."""
     from pydantic import ValidationError
 
     try:
         return spec.config_model().model_validate(options)
     except ValidationError as exc:
-        made_with = meta.get("plugins", {}).get(spec.plugin, "?")
+        made_with = record.plugins.get(spec.plugin, "?")
         raise UserError(
             f"{path}: the {spec.kind} {spec.name!r} options stored in this checkpoint do not "
             f"fit plugin {spec.plugin} {spec.version} (the checkpoint was made with "
@@ -417,25 +346,82 @@ def _override_metric_options(tables: list[dict[str, Any]], overrides: Sequence[s
     return changed
 
 
+#: ``labels="all"`` in :func:`sample`: every class in turn.
+ALL_LABELS = "all"
+
+
 def sample(
     checkpoint: LoadedCheckpoint | str | Path,
     n: int,
     *,
     seed: int = 0,
+    labels: int | str | Sequence[int] | torch.Tensor | None = None,
     **options: Any,
 ) -> torch.Tensor:
-    """Draw ``n`` samples in the data's format; the same seed gives the same samples."""
+    """Draw ``n`` samples in the data's format; the same seed gives the same samples.
+
+    ``labels`` choose the classes of a conditional generator: one class for all samples, a
+    sequence of classes cycled over the ``n`` samples, a tensor of ``n`` classes, or
+    ``"all"``: every class in turn (0, 1, ..., K-1, 0, 1, ...), with ``n`` rounded up to a
+    multiple of the K classes so each class gets as many samples. None draws random classes.
+    The latent noise does not depend on the labels, so one seed shows the same "style" in
+    every class. ``options`` are the generator's own sampling options (``temperature=0.8``
+    for a text generator), validated by :func:`ganframe.components.check_sampling_options`;
+    options given as None are left out, so callers can pass optional flags as they are.
+    """
     import torch
+
+    from ganframe.components import check_sampling_options
 
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
     if n <= 0:
         raise UserError(f"-n must be a positive number of samples, not {n}.")
-    device = next(iter(ckpt.generator.parameters()), torch.empty(0)).device
+    gen = ckpt.generator
+    chosen = check_sampling_options(gen, {k: v for k, v in options.items() if v is not None})
+    label_values, n = _sample_labels(ckpt, labels, n)
+    device = next(iter(gen.parameters()), torch.empty(0)).device
     rng = torch.Generator(device=device).manual_seed(seed)
-    options = {k: v for k, v in options.items() if v is not None}
+    if label_values is not None:  # generators that predate labels need not take the keyword
+        chosen["labels"] = label_values
     with torch.no_grad():
-        x = ckpt.generator.generate(n, device=device, rng=rng, **options)
+        x = gen.generate(n, device=device, rng=rng, **chosen)
     return x.cpu()
+
+
+def _sample_labels(
+    ckpt: LoadedCheckpoint, labels: Any, n: int
+) -> tuple[int | torch.Tensor | None, int]:
+    """(labels for ``generate``, the sample count) for :func:`sample`'s ``labels``; the
+    values themselves are checked by the generator (range, count)."""
+    import torch
+
+    if labels is None:
+        return None, n
+    gen = ckpt.generator
+    if not getattr(gen, "conditional", False):
+        raise UserError(
+            f"{ckpt.path}: this checkpoint's generator is not conditional (it was trained "
+            "without class labels), so it cannot draw samples of a chosen class; leave out "
+            "--labels."
+        )
+    k = int(getattr(gen, "num_classes", 0))
+    if isinstance(labels, str):
+        if labels.strip().lower() != ALL_LABELS:
+            raise UserError(
+                f"--labels {labels!r}: expected a class number (3), a comma-separated list "
+                f"(0,1,2) or {ALL_LABELS!r} (every one of the {k} classes in turn)."
+            )
+        n = -(-n // k) * k
+        return torch.arange(n) % k, n
+    if isinstance(labels, torch.Tensor) or not isinstance(labels, Sequence):
+        return labels, n
+    if not labels:
+        raise UserError("--labels: give at least one class number.")
+    try:
+        values = torch.as_tensor(list(labels))
+    except (TypeError, ValueError, RuntimeError):
+        raise UserError(f"--labels {labels!r}: expected class numbers, e.g. 0,1,2.") from None
+    return values[torch.arange(n) % len(labels)], n
 
 
 def write_samples(samples: torch.Tensor, path: str | Path, checkpoint: LoadedCheckpoint) -> Path:
@@ -463,8 +449,10 @@ def evaluate(
     from pydantic import ValidationError
 
     from ganframe.components import BuildContext, EvalContext
+    from ganframe.run_record import RunRecord
 
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+    record = ckpt.record if ckpt.record is not None else RunRecord.from_meta(ckpt.meta, ckpt.path)
     registry = get_registry()
     tables = [dict(t) for t in ckpt.recipe.get("metrics", [])]
     if metrics:
@@ -494,11 +482,11 @@ def evaluate(
                     f"plugin {spec.plugin})."
                 ) from None
         else:
-            config = _validate_config(spec, options, ckpt.path, ckpt.meta)
-        recipe_dir = ckpt.meta.get("recipe_dir")
+            config = _validate_config(spec, options, ckpt.path, record)
+        recipe_dir = record.recipe_dir
         ctx = BuildContext(
             data_info=ckpt.info, device=device, seed=seed, data_root=data_root(),
-            recipe_dir=Path(recipe_dir) if isinstance(recipe_dir, str) else None,
+            recipe_dir=Path(recipe_dir) if recipe_dir else None,
         )
         data_table = ckpt.recipe.get("data")
         if data_table:

@@ -25,10 +25,9 @@ import json
 import os
 import random
 import re
-import secrets
 import shutil
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from torch import nn
 
 from ganframe import safetensors_write
 from ganframe.errors import UserError
+from ganframe.fileio import TEMP_GLOB, atomic_write
 
 __all__ = [
     "FORMAT_VERSION",
@@ -149,7 +149,9 @@ def save_checkpoint(
             f"checkpoint header would be {plan.header_length} bytes, over MAX_METADATA_BYTES; "
             "keep large data in tensors, not in meta"
         )
-    _atomic_write(path, plan.write_to)
+    # fileio's temporary names start with '.' and end with '.tmp', so folder scans
+    # (CheckpointDir.steps) never take a half-written file for a checkpoint.
+    atomic_write(path, plan.write_to)
     return path
 
 
@@ -231,56 +233,6 @@ def _capture_rng(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
             "cached_gaussian": float(np_cached),
         },
     }
-
-
-def _atomic_write(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through a temporary sibling file so the final name is either old or complete.
-
-    The temporary name starts with a dot and ends with ``.tmp`` so that folder scans
-    (:meth:`CheckpointDir.steps`) never mistake a half-written file for a checkpoint.
-    """
-    folder = path.parent
-    tmp, fd = _create_temp(folder, path.name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:  # e.g. a full disk: say which file could not be written
-        tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
-
-
-def _create_temp(folder: Path, name: str) -> tuple[Path, int]:
-    # os.open with mode 0o666 (not mkstemp's 0o600) so the final file gets the user's umask.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; not possible (nor needed) on Windows."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- reading
@@ -648,7 +600,7 @@ class CheckpointDir:
             with source.open("rb") as src:
                 shutil.copyfileobj(src, dst, 1024 * 1024)
 
-        _atomic_write(self.last_path, copy)
+        atomic_write(self.last_path, copy)
 
     def steps(self) -> list[Path]:
         """Step files, oldest first by step number (temporary files never match)."""
@@ -666,7 +618,7 @@ class CheckpointDir:
         but each is as large as a checkpoint."""
         if not self.folder.is_dir():
             return 0
-        stale = [p for p in self.folder.glob(".*.tmp") if p.is_file()]
+        stale = [p for p in self.folder.glob(TEMP_GLOB) if p.is_file()]
         for p in stale:
             p.unlink(missing_ok=True)
         return len(stale)

@@ -22,8 +22,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ganframe import __version__
 from ganframe.errors import UserError
+from ganframe.version import __version__
 
 #: Click's Context and Command, as typer provides them (recent typer vendors its own click,
 #: so ``import click`` may fail): annotations only.
@@ -108,7 +108,7 @@ def _plugin_specs(ctx: Context) -> dict[str, Any]:
 
     key = tuple(_state["disabled"])
     cached = _plugin_specs_cache
-    if cached is not None and cached[0] == key and cached[1] is plugins._HOST:
+    if cached is not None and cached[0] == key and cached[1] is plugins.current_host():
         return cached[2]
     host = _host()
     _plugin_built.clear()
@@ -294,7 +294,7 @@ def run(
     from ganframe.progress import RichProgress
 
     resolved = api.load_recipe(recipe, set_)
-    from ganframe.training import Interrupted
+    from ganframe.loop.trainer import Interrupted
 
     display = RichProgress(err, quiet=quiet)
     try:
@@ -305,7 +305,7 @@ def run(
             force=force,
             device=device,
             max_steps=max_steps,
-            progress=display.as_progress(),
+            callbacks=[display],
         )
     except Interrupted as stop:
         display.close()
@@ -375,33 +375,93 @@ def sample(
         Path, typer.Option("--out", "-o", help="Output file; its suffix picks the format.")
     ] = Path("samples.png"),
     seed: Annotated[int, typer.Option(help="Seed of the latent draws.")] = 0,
-    temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (text generators).")
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            metavar="LABELS",
+            help="Classes to draw, for a conditional generator: one class (3), a "
+            "comma-separated list cycled over the samples (0,1,2), or 'all' (every class in "
+            "turn, -n rounded up to a multiple of the number of classes). Default: random "
+            "classes.",
+        ),
     ] = None,
-    top_k: Annotated[int | None, typer.Option(help="Top-k sampling (text generators).")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            metavar="KEY=VALUE",
+            help="A sampling option the generator declares (TOML value; repeatable), e.g. "
+            "--option temperature=0.8; an unknown one is refused with the list of accepted "
+            "ones.",
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Shorthand for --option temperature=VALUE.")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option(help="Shorthand for --option top_k=VALUE.")] = None,
     top_p: Annotated[
-        float | None, typer.Option(help="Nucleus (top-p) sampling (text generators).")
+        float | None, typer.Option(help="Shorthand for --option top_p=VALUE.")
     ] = None,
     constrained: Annotated[
         bool | None,
         typer.Option(
             "--constrained/--no-constrained",
-            help="Force the form's punctuation (text generators that support it).",
+            help="Shorthand for --option constrained=true/false.",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="Device to generate on.")] = "cpu",
 ) -> None:
     """Generate samples from a checkpoint alone (no recipe or data needed)."""
+    shorthands = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                  "constrained": constrained}
+    options = _sampling_options(option or [], shorthands)
     _host()
     from ganframe import api
 
     ckpt = api.load_checkpoint(checkpoint, device=device)
-    x = api.sample(
-        ckpt, n, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-        constrained=constrained,
-    )
+    x = api.sample(ckpt, n, seed=seed, labels=_parse_labels(labels), **options)
     path = api.write_samples(x, output, ckpt)
-    out.print(f"wrote {n} samples to {path}", highlight=False)
+    out.print(f"wrote {x.shape[0]} samples to {path}", highlight=False)
+
+
+def _sampling_options(items: list[str], shorthands: dict[str, Any]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items (values parsed as TOML literals, like ``--set``) and the
+    shorthand flags given; the generator validates them, the CLI only collects them."""
+    from ganframe.recipe import parse_override
+
+    options = {k: v for k, v in shorthands.items() if v is not None}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise UserError(
+                f"--option {item!r}: expected KEY=VALUE, e.g. --option temperature=0.8."
+            )
+        _, value = parse_override(f"option={raw}")
+        if key in options and options[key] != value:
+            raise UserError(
+                f"--option {item!r}: {key} is already given as {options[key]!r}; give it once."
+            )
+        options[key] = value
+    return options
+
+
+def _parse_labels(text: str | None) -> int | str | list[int] | None:
+    """``--labels``: ``3``, ``0,1,2`` or ``all`` (checked against the generator later)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1 and parts[0].lower() == "all":
+        return "all"
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(
+            f"--labels {text!r}: expected a class number (3), a comma-separated list (0,1,2) "
+            "or all (every class in turn)."
+        ) from None
+    return values[0] if len(values) == 1 else values
 
 
 @app.command("eval")
@@ -448,7 +508,7 @@ def list_plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List plugins, their status and the components they register."""
-    from ganframe.registry import KINDS
+    from ganframe.registry import COMPONENT_KINDS
 
     host = _host()
     rows = [p.as_json(host.registry) for p in host.plugins]
@@ -457,12 +517,23 @@ def list_plugins(
         return
     from rich.table import Table
 
+    primary = [k for k in COMPONENT_KINDS if k.primary]
+    # The other kinds (optimisers, schedules) share one column, so the table stays readable.
+    others = [k for k in COMPONENT_KINDS if not k.primary]
+
+    def other_cell(row: dict[str, Any]) -> str:
+        found = [(k.plural, row["components"].get(k.name)) for k in others]
+        return "\n".join(f"{plural}: {', '.join(names)}" for plural, names in found if names)
+
+    show_others = any(other_cell(row) for row in rows)
     table = Table(title="ganframe plugins")
     table.add_column("plugin")
     table.add_column("version")
     table.add_column("status")
-    for kind in KINDS:
-        table.add_column("losses" if kind == "loss" else kind + "s")
+    for kind in primary:
+        table.add_column(kind.plural)
+    if show_others:
+        table.add_column("other")
     table.add_column("commands")
     for row in rows:
         status = row["status"]
@@ -471,7 +542,8 @@ def list_plugins(
             row["name"],
             row["version"],
             f"[{style}]{status}[/]",
-            *(", ".join(row["components"][k]) for k in KINDS),
+            *(", ".join(row["components"][k.name]) for k in primary),
+            *([other_cell(row)] if show_others else []),
             ", ".join(row["commands"]),
         )
     out.print(table)

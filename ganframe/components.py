@@ -9,21 +9,31 @@ plugins stays fast.
 Factories registered through the hooks are all called the same way::
 
     factory(config: <the component's pydantic model>, ctx: BuildContext) -> component
+
+Class labels travel with the data: a dataset may answer a :class:`Batch` (data plus int64
+labels) and say ``num_classes`` in its info; a generator or critic whose ``conditional``
+attribute is true takes the labels as a second argument. Unconditional models never see
+labels, so they need no change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from ganframe.errors import UserError
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 __all__ = [
+    "Batch",
     "BuildContext",
     "Dataset",
     "EvalContext",
@@ -32,8 +42,55 @@ __all__ = [
     "Objective",
     "StepContext",
     "StepOutput",
+    "as_batch",
+    "check_sampling_options",
     "generate",
+    "resolve_labels",
 ]
+
+
+@dataclass
+class Batch:
+    """Real samples and, for labelled data, their class labels.
+
+    A dataset returns one from :meth:`Dataset.get` when its items have classes; unlabelled
+    datasets may keep returning a plain tensor (:func:`as_batch` wraps it). Labels are int64
+    class indices in ``range(info()["num_classes"])``, one per sample.
+    """
+
+    data: Tensor  #: the real samples
+    labels: Tensor | None = None  #: int64 (N,) class labels, or None for unlabelled data
+
+    def __post_init__(self) -> None:
+        # Shape and dtype only (no device sync): a wrong label tensor from a dataset would
+        # otherwise surface as an obscure indexing error deep inside an embedding.
+        y = self.labels
+        if y is not None and (
+            y.dtype != torch.int64 or y.dim() != 1 or y.shape[0] != self.data.shape[0]
+        ):
+            raise ValueError(
+                f"Batch labels must be an int64 tensor of shape ({self.data.shape[0]},), one "
+                f"class per sample, not {y.dtype} {tuple(y.shape)}"
+            )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        labels = self.labels
+        return Batch(
+            self.data.to(device, non_blocking=non_blocking),
+            None if labels is None else labels.to(device, non_blocking=non_blocking),
+        )
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+
+def as_batch(x: Tensor | Batch) -> Batch:
+    """What :meth:`Dataset.get` returned, as a :class:`Batch` (unlabelled if a tensor)."""
+    if isinstance(x, Batch):
+        return x
+    if isinstance(x, Tensor):
+        return Batch(x)
+    raise TypeError(f"a dataset's get() must return a Tensor or a Batch, not {type(x).__name__}")
 
 
 @dataclass
@@ -70,24 +127,40 @@ class Dataset(Protocol):
 
     def __len__(self) -> int: ...
 
-    def get(self, index: Tensor) -> Tensor:
-        """Items at ``index`` (int64, CPU) as one batch tensor on the CPU."""
+    def get(self, index: Tensor) -> Tensor | Batch:
+        """Items at ``index`` (int64, CPU) as one batch on the CPU: a tensor, or a
+        :class:`Batch` carrying the items' int64 class labels too (labelled data)."""
         ...
 
     def info(self) -> dict[str, Any]:
-        """JSON-able facts needed to build networks and write samples without the data."""
+        """JSON-able facts needed to build networks and write samples without the data.
+
+        Labelled data says how many classes it has (``"num_classes": int``, labels are
+        ``0 .. num_classes - 1``) and may name them (``"class_names": list[str]``), so a
+        conditional network can be sized from the info alone, also when sampling."""
         ...
 
 
 class LatentGenerator(nn.Module):
-    """Base class for generators that map a noise vector to a sample.
+    """Base class for generators that map a noise vector (and, if conditional, a class
+    label) to a sample.
 
-    Subclasses set ``latent_dim`` and implement ``forward(z)``. Generators that are not
+    Subclasses set ``latent_dim`` and implement ``forward(z)``; a conditional one also sets
+    ``conditional = True`` and ``num_classes`` (usually ``ctx.data_info["num_classes"]``)
+    and implements ``forward(z, labels)`` with int64 labels (N,). Generators that are not
     latent-driven (e.g. autoregressive text models) subclass ``nn.Module`` directly and
     implement ``generate`` themselves.
+
+    A generator with sampling knobs (temperature, truncation...) declares them as a pydantic
+    model in the class attribute ``sampling_options`` and overrides :meth:`generate` to apply
+    them; see :func:`check_sampling_options`.
     """
 
     latent_dim: int
+    #: Whether ``forward`` takes class labels; the training loop and samplers read this.
+    conditional: bool = False
+    #: Number of classes of a conditional generator (labels are ``0 .. num_classes - 1``).
+    num_classes: int = 0
 
     def sample_latent(
         self, n: int, device: torch.device | str, rng: torch.Generator | None = None
@@ -100,17 +173,142 @@ class LatentGenerator(nn.Module):
         *,
         device: torch.device | str,
         rng: torch.Generator | None = None,
+        labels: int | Sequence[int] | Tensor | None = None,
         **options: Any,
     ) -> Tensor:
-        # A latent generator has no sampling knobs; refusing them beats letting a user
-        # believe ``--temperature`` changed their images.
+        """``n`` samples; a conditional generator draws them for ``labels`` (see
+        :func:`resolve_labels`; random classes from ``rng`` when None). The latents are drawn
+        before any random labels, so one seed gives the same noise whatever the labels."""
+        # Refusing unknown knobs beats letting a user believe an option changed the samples.
+        check_sampling_options(self, options)
+        if labels is not None and not self.conditional:
+            resolve_labels(self, n, labels, device=device)  # raises: not conditional
+        z = self.sample_latent(n, device, rng)
+        if not self.conditional:
+            return self(z)
+        return self(z, resolve_labels(self, n, labels, device=device, rng=rng))
+
+
+def _generator_name(generator: nn.Module) -> str:
+    return type(generator).__name__
+
+
+def resolve_labels(
+    generator: nn.Module,
+    n: int,
+    labels: int | Sequence[int] | Tensor | None,
+    *,
+    device: torch.device | str,
+    rng: torch.Generator | None = None,
+) -> Tensor | None:
+    """The int64 labels (n,) on ``device`` that ``generator`` should produce samples for.
+
+    For a conditional generator ``labels`` may be None (uniformly random classes drawn from
+    ``rng``), one int (every sample that class), or n ints (a sequence or tensor). For an
+    unconditional generator it must be None, and None is returned. Mistakes (a label out of
+    range, the wrong count, labels for an unconditional generator) are a :class:`UserError`.
+    This checks values, so it synchronises with the device: use it for sampling, not in a
+    training step.
+    """
+    name = _generator_name(generator)
+    if not getattr(generator, "conditional", False):
+        if labels is None:
+            return None
+        raise UserError(
+            f"{name} is not conditional (it was not trained with class labels), so it cannot "
+            "generate samples of a chosen class; leave the labels out."
+        )
+    k = int(getattr(generator, "num_classes", 0))
+    if labels is None:
+        return torch.randint(k, (n,), device=device, generator=rng)
+    if not isinstance(labels, Tensor | Sequence) or isinstance(labels, str | bytes):
+        try:
+            if isinstance(labels, bool):
+                raise TypeError
+            labels = operator.index(labels)  # an int, numpy's included
+        except TypeError:
+            raise UserError(
+                f"labels for {name} must be a class number or one class number per sample, "
+                f"not {labels!r}."
+            ) from None
+    if isinstance(labels, int):
+        values = torch.full((n,), labels, dtype=torch.int64)
+    else:
+        try:
+            values = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            values = torch.empty(0, dtype=torch.float32)  # reported below as not integers
+        if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+            raise UserError(
+                f"labels for {name} must be whole class numbers 0 to {k - 1}, not {labels!r}."
+            )
+        if values.dim() == 0:  # one class as a 0-d tensor
+            values = values.expand(n)
+        if values.dim() != 1 or values.shape[0] != n:
+            raise UserError(
+                f"got {values.numel()} labels for {n} samples from {name}; give one class "
+                "number per sample, or a single class for all of them."
+            )
+    values = values.to(torch.int64)
+    if n and (int(values.min()) < 0 or int(values.max()) >= k):
+        bad = int(values.min()) if int(values.min()) < 0 else int(values.max())
+        raise UserError(
+            f"label {bad} is out of range: {name} has {k} classes (labels 0 to {k - 1})."
+        )
+    return values.to(device)
+
+
+def _describe_options(model: type[BaseModel]) -> str:
+    parts = []
+    for key, info in model.model_fields.items():
+        default = "required" if info.is_required() else f"default {info.default!r}"
+        details = [d for d in (info.description, default) if d]
+        parts.append(f"{key} ({'; '.join(details)})")
+    return ", ".join(parts)
+
+
+def check_sampling_options(generator: nn.Module, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` validated against the generator's ``sampling_options`` pydantic model,
+    with every option's default filled in; ``{}`` for a generator that declares none.
+
+    The core passes sampling options through without knowing them (``ganframe sample
+    --option KEY=VALUE``); this is where a misspelt or out-of-range one becomes a
+    :class:`UserError` naming the option and listing the ones the generator accepts. A
+    generator without ``sampling_options`` accepts no options at all.
+    """
+    from pydantic import ValidationError
+
+    name = _generator_name(generator)
+    model: type[BaseModel] | None = getattr(generator, "sampling_options", None)
+    if model is None:
         if options:
             raise UserError(
-                f"{type(self).__name__} maps latent noise to samples and takes no sampling "
-                f"options, but got {', '.join(sorted(options))}; these apply to text "
-                "generators. Leave them out (--seed draws other samples)."
+                f"{name} takes no sampling options (it declares none), but got "
+                f"{', '.join(sorted(options))}. Leave them out (a different seed draws other "
+                "samples)."
             )
-        return self(self.sample_latent(n, device, rng))
+        return {}
+    unknown = sorted(k for k in options if k not in model.model_fields)
+    if unknown:
+        raise UserError(
+            f"unknown sampling option(s) for {name}: {', '.join(unknown)}; it accepts "
+            f"{_describe_options(model)}."
+        )
+    try:
+        validated = model.model_validate(dict(options))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        if err["type"] == "value_error":
+            reason = f"{key} {err['ctx']['error']}" if err.get("ctx") else f"{key}: {err['msg']}"
+        else:
+            reason = f"{key}: {err['msg'][:1].lower()}{err['msg'][1:]}"
+            if key in options:
+                reason += f" (got {options[key]!r})"
+        raise UserError(
+            f"bad sampling option for {name}: {reason}. It accepts {_describe_options(model)}."
+        ) from None
+    return validated.model_dump()
 
 
 def generate(
@@ -119,15 +317,20 @@ def generate(
     *,
     device: torch.device | str,
     rng: torch.Generator | None = None,
+    labels: int | Sequence[int] | Tensor | None = None,
     **options: Any,
 ) -> Tensor:
-    """Draw ``n`` samples in the data's own format (images in [-1, 1], token ids, points)."""
+    """Draw ``n`` samples in the data's own format (images in [-1, 1], token ids, points);
+    ``labels`` choose the classes of a conditional generator (see :func:`resolve_labels`)."""
+    if labels is not None:  # generators that predate labels need not accept the keyword
+        options["labels"] = labels
     return generator.generate(n, device=device, rng=rng, **options)
 
 
 @dataclass
 class StepContext:
-    """What an objective sees at each update: the networks and where training stands."""
+    """What an objective sees at each update: the networks, where training stands, and the
+    class labels of the current real batch."""
 
     generator: nn.Module
     critic: nn.Module | None
@@ -135,16 +338,74 @@ class StepContext:
     step: int = 0  #: global generator-step counter over all phases
     phase_step: int = 0  #: step counter within the current phase
     phase_steps: int = 1  #: length of the current phase in steps
+    #: int64 (N,) labels of the real batch being trained on, None for unlabelled data; the
+    #: loop sets them before every critic and generator update.
+    labels: Tensor | None = None
 
     @property
     def progress(self) -> float:
         """Fraction of the current phase done, for annealing schedules."""
         return min(1.0, self.phase_step / max(1, self.phase_steps))
 
-    def fake(self, n: int) -> Tensor:
-        """A differentiable batch of generated samples from a latent generator."""
+    @property
+    def conditional(self) -> bool:
+        """Whether the generator takes class labels."""
+        return bool(getattr(self.generator, "conditional", False))
+
+    def fake_labels(self, n: int, labels: Tensor | None = None) -> Tensor | None:
+        """The labels :meth:`fake` conditions ``n`` samples on: None for an unconditional
+        generator; else ``labels`` if given, else the real batch's (``self.labels[:n]``,
+        when it has at least n), else uniformly random classes. Objectives that score the
+        fakes with a conditional critic call this first, then ``fake(n, labels)``.
+
+        Random classes come from torch's global generator, and only for conditional
+        generators, so unconditional runs draw exactly the random numbers they always did.
+        """
         g = self.generator
-        return g(g.sample_latent(n, self.device))
+        if not self.conditional:
+            if labels is not None:
+                raise UserError(
+                    f"{_generator_name(g)} is not conditional, but an objective asked for "
+                    "fakes of given labels; call ctx.fake(n) without labels for it."
+                )
+            return None
+        if labels is None:
+            if self.labels is not None and self.labels.shape[0] >= n:
+                return self.labels[:n]
+            k = int(getattr(g, "num_classes", 0))
+            return torch.randint(k, (n,), device=self.device)
+        if labels.dim() != 1 or labels.shape[0] != n:
+            raise UserError(
+                f"ctx.fake({n}, labels) got labels of shape {tuple(labels.shape)}; give one "
+                "class per sample."
+            )
+        return labels.to(self.device)
+
+    def fake(self, n: int, labels: Tensor | None = None) -> Tensor:
+        """A differentiable batch of generated samples from a latent generator; a
+        conditional one generates for :meth:`fake_labels` ``(n, labels)``."""
+        g = self.generator
+        labels = self.fake_labels(n, labels)
+        if labels is None:
+            return g(g.sample_latent(n, self.device))
+        return g(g.sample_latent(n, self.device), labels)
+
+    def score(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The critic's output for ``x``; a conditional critic (``conditional = True``) gets
+        ``labels`` too, an unconditional one ignores them, so objectives can always pass
+        them."""
+        critic = self.critic
+        if critic is None:
+            raise UserError("this objective scores samples but the recipe has no [critic].")
+        if not getattr(critic, "conditional", False):
+            return critic(x)
+        if labels is None:
+            raise UserError(
+                f"critic {type(critic).__name__} is conditional and needs the class of every "
+                "sample it scores, but got none: an unconditional generator's samples have "
+                "no labels. Make the generator conditional too, or the critic unconditional."
+            )
+        return critic(x, labels)
 
 
 @dataclass
@@ -169,7 +430,9 @@ class Objective(Protocol):
     trains_critic: bool
     trains_generator: bool
 
-    def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput: ...
+    def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
+        """``real`` is the batch's data; its labels, if any, are ``ctx.labels``."""
+        ...
 
     def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput: ...
 

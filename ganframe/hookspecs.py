@@ -47,6 +47,38 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimisers: ``factory(config, params) -> torch.optim.Optimizer`` where
+    ``params`` is the list of the network's parameters that require gradients. The config
+    model must have an ``lr`` field: the loop sets each step's learning rate from it (phases,
+    schedules and rollbacks scale it). Recipes choose one in ``[optim.generator]`` /
+    ``[optim.critic]``."""
+
+
+@hookspec
+def register_schedules(register: Register) -> None:
+    """Register learning-rate schedules: ``factory(config) -> schedule`` where the schedule
+    has ``factor(step, total) -> float``, the learning rate's multiplier at ``step`` of the
+    current phase of ``total`` steps. It must be a pure function of its arguments (resume
+    recomputes it; each phase starts it again). Recipes choose one in
+    ``[optim.generator.schedule]`` / ``[optim.critic.schedule]``."""
+
+
+@hookspec
+def register_loggers(register: Register) -> None:
+    """Register loggers: ``factory(config, ctx) -> Callback`` (``ganframe.loop.events``), a
+    callback that writes the rows it receives in ``on_log`` somewhere (a file, TensorBoard, a
+    tracker). Recipes choose them in ``[[loggers]]`` tables; ``jsonl`` when they name none."""
+
+
+@hookspec
+def register_callbacks(register: Register) -> None:
+    """Register callbacks: ``factory(config, ctx) -> Callback`` (``ganframe.loop.events``),
+    called at the loop's events (run, phase and step ends, checkpoints, interrupts...).
+    Recipes choose them in ``[[callbacks]]`` tables, after the core's own and the loggers."""
+
+
+@hookspec
 def register_recipes(register: Register) -> None:
     """Register shipped recipes: ``register(name, path, summary=...)`` with a path to a TOML
     file (a ``pathlib.Path`` or an ``importlib.resources`` traversable)."""

@@ -21,13 +21,14 @@ import pluggy
 
 from ganframe import hookspecs
 from ganframe.registry import (
-    KINDS,
+    COMPONENT_KINDS,
     CommandSpec,
     RecipeSpec,
     Registry,
     WriterSpec,
     make_register,
 )
+from ganframe.version import PLUGIN_API_VERSION, SUPPORTED_PLUGIN_APIS, __version__
 
 ENTRY_POINT_GROUP = "ganframe"
 DISABLE_AUTOLOAD_ENV = "GANFRAME_DISABLE_PLUGIN_AUTOLOAD"
@@ -39,15 +40,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganframe.builtin.toy_plugin",
     "ganframe.builtin.writers_plugin",
     "ganframe.builtin.authoring_plugin",
+    "ganframe.builtin.optim_plugin",
+    "ganframe.builtin.loggers_plugin",
+    "ganframe.builtin.callbacks_plugin",
 )
 
-_HOOK_KIND = {
-    "register_generators": "generator",
-    "register_critics": "critic",
-    "register_losses": "loss",
-    "register_datasets": "dataset",
-    "register_metrics": "metric",
-}
+_HOOK_KIND = {kind.hook: kind.name for kind in COMPONENT_KINDS}
 
 
 class PluginWarning(UserWarning):
@@ -69,9 +67,13 @@ class PluginInfo:
             "version": self.version,
             "status": self.status,
             "hooks": sorted(self.hooks),
+            # Primary kinds always (a stable shape); the others where the plugin has some.
             "components": {
-                kind: sorted(s.name for s in registry.components[kind] if s.plugin == self.name)
-                for kind in KINDS
+                kind.name: names
+                for kind in COMPONENT_KINDS
+                if (names := sorted(
+                    s.name for s in registry.components[kind.name] if s.plugin == self.name
+                )) or kind.primary
             },
             "commands": sorted(c.name for c in registry.commands if c.plugin == self.name),
         }
@@ -95,22 +97,23 @@ def _disabled_names(extra: list[str] | None) -> set[str]:
 
 
 def _api_status(module: Any) -> str | None:
-    """A plugin may declare ``GANFRAME_PLUGIN_API = N``; refuse versions we do not speak."""
-    from ganframe import PLUGIN_API_VERSION
+    """A plugin may declare ``GANFRAME_PLUGIN_API = N``; refuse versions we do not speak.
 
+    Older versions stay in :data:`SUPPORTED_PLUGIN_APIS` as long as their plugins still work
+    unchanged, so raising the API version does not break every installed plugin at once.
+    """
     declared = getattr(module, "GANFRAME_PLUGIN_API", None)
-    if declared is None or declared == PLUGIN_API_VERSION:
+    if declared is None or declared in SUPPORTED_PLUGIN_APIS:
         return None
+    spoken = ", ".join(str(v) for v in sorted(SUPPORTED_PLUGIN_APIS))
     return (
         f"incompatible: written for plugin API {declared!r}, this ganframe speaks "
-        f"{PLUGIN_API_VERSION}"
+        f"{PLUGIN_API_VERSION} (and loads plugins written for {spoken})"
     )
 
 
 def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = None) -> PluginHost:
     """Build the host. ``disabled`` blocks plugins by name (like ``pytest -p no:NAME``)."""
-    from ganframe import __version__
-
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked = _disabled_names(disabled)
@@ -258,6 +261,15 @@ def get_host(disabled: list[str] | None = None, *, refresh: bool = False) -> Plu
     global _HOST
     if _HOST is None or refresh or disabled:
         _HOST = load_plugins(disabled)
+    return _HOST
+
+
+def current_host() -> PluginHost | None:
+    """The process-wide host if one was built, without building it.
+
+    Callers that cache something derived from the host (the CLI's plugin commands) compare
+    it with this to notice that the host was rebuilt, e.g. by ``get_host(refresh=True)``.
+    """
     return _HOST
 
 

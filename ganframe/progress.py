@@ -1,4 +1,8 @@
-"""Live progress with rich: phase, step, losses, steps/s and ETA; or plain log lines."""
+"""Live progress with rich: phase, step, losses, steps/s and ETA; or plain log lines.
+
+The display is a logger like any other: a callback that listens to phase starts, step ends,
+log rows and messages. The command line adds it to every run it starts.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ganframe.loop.events import Callback
+
 
 def _fmt(row: dict[str, Any]) -> str:
     skip = {"step", "phase", "event", "metric"}
@@ -29,8 +35,8 @@ def _fmt(row: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-class RichProgress:
-    """Adapter from the loop's callbacks (:class:`ganframe.training.Progress`) to rich."""
+class RichProgress(Callback):
+    """The run as a live rich progress bar per phase (or plain lines with ``quiet``)."""
 
     def __init__(self, console: Console, *, quiet: bool = False, total: int = 0) -> None:
         self.console = console
@@ -42,8 +48,25 @@ class RichProgress:
         self.step0 = 0
         self.step = 0
 
-    # the callbacks -------------------------------------------------------------------
-    def on_phase(self, name: str, index: int, steps: int, done: int) -> None:
+    # the events ----------------------------------------------------------------------
+    def on_phase_start(self, trainer: Any, phase: Any) -> None:
+        idx = trainer.state.phase
+        self.phase(phase.name, idx, trainer.phase_lengths[idx], trainer.state.phase_step)
+
+    def on_step_end(self, trainer: Any) -> None:
+        self.step_done(trainer.phase_step_done, trainer.state.step)
+
+    def on_log(self, trainer: Any, row: dict[str, Any]) -> None:
+        self.row(row)
+
+    def on_message(self, trainer: Any, text: str) -> None:
+        self.print(text)
+
+    def on_run_end(self, trainer: Any, result: Any) -> None:
+        self.close()
+
+    # the display -----------------------------------------------------------------------
+    def phase(self, name: str, index: int, steps: int, done: int) -> None:
         self.close()
         self.t0, self.step0 = time.perf_counter(), done
         if self.quiet:
@@ -64,14 +87,14 @@ class RichProgress:
         self.bar.start()
         self.task = self.bar.add_task(name, total=steps, completed=done, rate="", losses="")
 
-    def on_step(self, phase_step: int, step: int) -> None:
+    def step_done(self, phase_step: int, step: int) -> None:
         self.step = step
         if self.bar is not None:
             elapsed = time.perf_counter() - self.t0
             rate = (phase_step - self.step0) / elapsed if elapsed > 0 else 0.0
             self.bar.update(self.task, completed=phase_step, rate=f"{rate:.1f} steps/s")
 
-    def on_log(self, row: dict[str, Any]) -> None:
+    def row(self, row: dict[str, Any]) -> None:
         text = _fmt(row)
         if row.get("event") == "metric":
             line = f"step {row['step']} {row.get('metric')}: {text}"
@@ -85,15 +108,10 @@ class RichProgress:
         else:
             self.console.print(f"step {row['step']} [{row.get('phase')}] {text}", highlight=False)
 
-    def on_message(self, text: str) -> None:
+    def print(self, text: str) -> None:
         (self.bar.console if self.bar is not None else self.console).print(text, highlight=False)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-
-    def as_progress(self) -> Any:
-        from ganframe.training import Progress as LoopProgress
-
-        return LoopProgress(self.on_phase, self.on_step, self.on_log, self.on_message)

@@ -18,9 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -48,57 +46,41 @@ class MetricTable(ComponentTable):
     )
 
 
-class _OptimBase(BaseModel):
-    model_config = _STRICT
-    lr: float = Field(2e-4, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 penalty / decoupled decay (AdamW).")
+class ScheduleTable(ComponentTable):
+    """A learning-rate schedule: ``type`` names a registered schedule, the rest are its
+    options. Its factor applies to the step within each phase, so every phase starts it
+    again."""
 
-
-class AdamConfig(_OptimBase):
-    type: Literal["adam", "adamw"] = Field("adam", description="adam, or adamw (decoupled decay).")
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
-        (0.5, 0.999), description="Adam's moment decays; GANs often use 0.5 or 0."
+    type: str = Field(
+        "constant", description="Name of a registered schedule, or 'plugin:name'."
     )
-    eps: float = Field(1e-8, gt=0, description="Added to the denominator for stability.")
 
 
-class RMSpropConfig(_OptimBase):
-    type: Literal["rmsprop"] = Field(description="RMSprop (as in the original WGAN).")
-    alpha: float = Field(0.99, gt=0, lt=1, description="Decay of the squared-gradient average.")
-    eps: float = Field(1e-8, gt=0, description="Added to the denominator for stability.")
-    momentum: float = Field(0.0, ge=0, description="Momentum factor.")
+class OptimizerTable(ComponentTable):
+    """An optimiser: ``type`` names a registered optimiser (Adam when left out, so recipes
+    written before optimisers were components mean the same), the rest are its options,
+    validated by its config model; ``schedule`` is a sub-table."""
 
+    type: str = Field("adam", description="Name of a registered optimiser, or 'plugin:name'.")
+    schedule: ScheduleTable = Field(
+        default_factory=ScheduleTable,
+        description="The learning-rate schedule over each phase (default constant).",
+    )
 
-class SGDConfig(_OptimBase):
-    type: Literal["sgd"] = Field(description="Plain stochastic gradient descent.")
-    momentum: float = Field(0.0, ge=0, description="Momentum factor.")
-    nesterov: bool = Field(False, description="Nesterov momentum.")
-
-
-def _optim_tag(value: Any) -> str:
-    """Optimiser tables default to Adam when they leave out ``type``."""
-    kind = value.get("type", "adam") if isinstance(value, dict) else getattr(value, "type", "")
-    return "adam" if kind == "adamw" else kind
-
-
-OptimConfig = Annotated[
-    Annotated[AdamConfig, Tag("adam")]
-    | Annotated[RMSpropConfig, Tag("rmsprop")]
-    | Annotated[SGDConfig, Tag("sgd")],
-    Discriminator(
-        _optim_tag,
-        custom_error_type="optimizer_type",
-        custom_error_message="type must be one of adam, adamw, rmsprop, sgd",
-    ),
-]
+    def options(self) -> dict[str, Any]:
+        return {k: v for k, v in super().options().items() if k != "schedule"}
 
 
 class OptimSection(BaseModel):
     """One optimiser per network, so TTUR is just two learning rates."""
 
     model_config = _STRICT
-    generator: OptimConfig = Field(default_factory=AdamConfig)
-    critic: OptimConfig = Field(default_factory=AdamConfig)
+    generator: OptimizerTable = Field(
+        default_factory=OptimizerTable, description="The generator's optimiser."
+    )
+    critic: OptimizerTable = Field(
+        default_factory=OptimizerTable, description="The critic's optimiser."
+    )
 
 
 class TrainConfig(BaseModel):
@@ -222,6 +204,16 @@ class Recipe(BaseModel):
     metrics: list[MetricTable] = Field(
         default_factory=list, description="Metrics evaluated during and after training."
     )
+    loggers: list[ComponentTable] = Field(
+        default_factory=lambda: [ComponentTable(type="jsonl")],
+        description="Where logged rows go: registered loggers, in order (default: jsonl, "
+        "the run folder's metrics.jsonl; list it too when you add another).",
+    )
+    callbacks: list[ComponentTable] = Field(
+        default_factory=list,
+        description="Registered callbacks called at the loop's events, after the core's own "
+        "and the loggers.",
+    )
 
     @field_validator("device")
     @classmethod
@@ -291,8 +283,9 @@ class ResolvedRecipe:
             target.update(config.model_dump(mode="json", exclude_none=True))
         if not self.recipe.phases:
             doc.pop("phases", None)
-        if not doc.get("metrics"):
-            doc.pop("metrics", None)
+        for key in ("metrics", "callbacks"):
+            if not doc.get(key):
+                doc.pop(key, None)
         if not doc["ganframe"]["requires"]:
             doc.pop("ganframe")
         return doc
@@ -302,10 +295,7 @@ class ResolvedRecipe:
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p in _UNION_TAGS))
-
-
-_UNION_TAGS = {"adam", "adamw", "rmsprop", "sgd"}
+    return ".".join(str(p) for p in loc)
 
 
 def _ignored_keys(model: type[BaseModel], options: dict[str, Any]) -> list[str]:
@@ -412,6 +402,12 @@ def _component_places(recipe: Recipe) -> list[tuple[str, str, ComponentTable]]:
     else:
         places.append(("loss", "loss", recipe.loss))
     places += [(f"metrics.{i}", "metric", m) for i, m in enumerate(recipe.metrics)]
+    places += [(f"loggers.{i}", "logger", t) for i, t in enumerate(recipe.loggers)]
+    places += [(f"callbacks.{i}", "callback", t) for i, t in enumerate(recipe.callbacks)]
+    for net in ("generator", "critic"):
+        table: OptimizerTable = getattr(recipe.optim, net)
+        places.append((f"optim.{net}", "optimizer", table))
+        places.append((f"optim.{net}.schedule", "schedule", table.schedule))
     return places
 
 
@@ -447,9 +443,15 @@ def validate(
                          for k in unknown]
             continue
         try:
-            resolved.components[place] = (spec, model.model_validate(options))
+            config = model.model_validate(options)
         except ValidationError as err:
             problems += _pydantic_problems(err, place)
+            continue
+        if kind == "optimizer" and not isinstance(getattr(config, "lr", None), int | float):
+            problems.append((place, f"optimizer {spec.qualified_name}'s config has no 'lr' "
+                             "(a number); the training loop sets learning rates from it"))
+            continue
+        resolved.components[place] = (spec, config)
     if problems:
         raise UserError(_format_errors(source, problems))
     return resolved

@@ -17,7 +17,60 @@ from pydantic import BaseModel, ConfigDict
 
 from ganframe.errors import UserError
 
-KINDS: tuple[str, ...] = ("generator", "critic", "loss", "dataset", "metric")
+
+@dataclass(frozen=True)
+class ComponentKind:
+    """One kind of registered component, with everything the host, ``list-plugins``, the JSON
+    schema and the generated docs need to know about it. Adding a kind is one entry in
+    :data:`COMPONENT_KINDS` (plus its hook spec and where recipes choose it)."""
+
+    name: str  #: singular, as in ``Registry.get(kind, name)`` and in error messages
+    hook: str  #: the hook plugins implement to register components of this kind
+    plural: str  #: column heading in ``ganframe list-plugins``
+    heading: str  #: section heading in the generated recipe reference
+    place: str  #: where a recipe chooses one (markdown, for the docs)
+    contract: str  #: what the factory is called with and returns
+    #: The building blocks of a model and its data, chosen by a recipe's top-level tables:
+    #: each has a column of its own in ``list-plugins``, is always a key of its ``--json``
+    #: rows and has a ``ganframe new-plugin`` template. The others (optimisers, schedules)
+    #: are listed where a plugin registers some.
+    primary: bool = True
+
+
+COMPONENT_KINDS: tuple[ComponentKind, ...] = (
+    ComponentKind("generator", "register_generators", "generators", "Generators",
+                  "[generator]", "factory(config, ctx) -> torch.nn.Module"),
+    ComponentKind("critic", "register_critics", "critics", "Critics",
+                  "[critic]", "factory(config, ctx) -> torch.nn.Module"),
+    ComponentKind("loss", "register_losses", "losses", "Losses (objectives)",
+                  "[loss]` or a phase's `loss = { type = ... }",
+                  "factory(config, ctx) -> Objective"),
+    ComponentKind("dataset", "register_datasets", "datasets", "Datasets",
+                  "[data]", "factory(config, ctx) -> Dataset"),
+    ComponentKind("metric", "register_metrics", "metrics", "Metrics",
+                  "[[metrics]]", "factory(config, ctx) -> Metric"),
+    ComponentKind("optimizer", "register_optimizers", "optimizers", "Optimisers",
+                  "[optim.generator]` and `[optim.critic]",
+                  "factory(config, params) -> torch.optim.Optimizer", primary=False),
+    ComponentKind("schedule", "register_schedules", "schedules", "Learning-rate schedules",
+                  "[optim.generator.schedule]` and `[optim.critic.schedule]",
+                  "factory(config) -> schedule with factor(step, total) -> float",
+                  primary=False),
+    ComponentKind("logger", "register_loggers", "loggers", "Loggers",
+                  "[[loggers]]", "factory(config, ctx) -> ganframe.loop.events.Callback",
+                  primary=False),
+    ComponentKind("callback", "register_callbacks", "callbacks", "Callbacks",
+                  "[[callbacks]]", "factory(config, ctx) -> ganframe.loop.events.Callback",
+                  primary=False),
+)
+
+#: Every kind by name.
+KIND_INFO: dict[str, ComponentKind] = {k.name: k for k in COMPONENT_KINDS}
+#: Every kind of component a plugin can register.
+ALL_KINDS: tuple[str, ...] = tuple(KIND_INFO)
+#: The primary kinds (see :attr:`ComponentKind.primary`): the building blocks of a model
+#: and its data. Iterate :data:`ALL_KINDS` to cover optimisers and schedules too.
+KINDS: tuple[str, ...] = tuple(k.name for k in COMPONENT_KINDS if k.primary)
 
 
 class EmptyConfig(BaseModel):
@@ -66,9 +119,11 @@ class ComponentSpec:
             )
         return model
 
-    def build(self, config: BaseModel, ctx: Any) -> Any:
+    def build(self, config: BaseModel, *args: Any) -> Any:
+        """Call the factory: ``factory(config, *args)``; what ``args`` are depends on the kind
+        (``ctx`` for most, the parameters for an optimiser, nothing for a schedule)."""
         factory = resolve_ref(self.factory, f"{self.kind} {self.qualified_name}")
-        return factory(config, ctx)
+        return factory(config, *args)
 
 
 @dataclass
@@ -111,7 +166,7 @@ class CommandSpec:
 @dataclass
 class Registry:
     components: dict[str, list[ComponentSpec]] = field(
-        default_factory=lambda: {kind: [] for kind in KINDS}
+        default_factory=lambda: {kind: [] for kind in ALL_KINDS}
     )
     recipes: list[RecipeSpec] = field(default_factory=list)
     writers: list[WriterSpec] = field(default_factory=list)
@@ -135,7 +190,7 @@ class Registry:
         return out
 
     def drop_plugin(self, plugin: str) -> None:
-        for kind in KINDS:
+        for kind in self.components:
             self.components[kind] = [s for s in self.components[kind] if s.plugin != plugin]
         self.recipes = [r for r in self.recipes if r.plugin != plugin]
         self.writers = [w for w in self.writers if w.plugin != plugin]

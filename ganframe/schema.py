@@ -14,22 +14,21 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ganframe.recipe import MetricTable, Recipe
-from ganframe.registry import KINDS, ComponentSpec, Registry
+from ganframe.recipe import MetricTable, OptimizerTable, Recipe, ScheduleTable
+from ganframe.registry import ALL_KINDS, ComponentSpec, Registry
 
 __all__ = ["JSON_SCHEMA_DIALECT", "recipe_schema"]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-#: ``$defs`` key of the table schema of each kind.
-_TABLE_DEF = {
-    "dataset": "DatasetTable",
-    "generator": "GeneratorTable",
-    "critic": "CriticTable",
-    "loss": "LossTable",
-    "metric": "MetricTable",
-}
+#: ``$defs`` key of the table schema of each kind: ``DatasetTable``, ``OptimizerTable``...
+_TABLE_DEF = {kind: kind.capitalize() + "Table" for kind in ALL_KINDS}
 _CORE_TABLE_REFS = {"#/$defs/ComponentTable", "#/$defs/MetricTable"}
+#: Kinds whose tables may leave out ``type``: the component it then names.
+_DEFAULT_TYPE = {
+    "optimizer": OptimizerTable.model_fields["type"].default,
+    "schedule": ScheduleTable.model_fields["type"].default,
+}
 
 
 def _type_values(spec: ComponentSpec, ambiguous: set[str]) -> list[str]:
@@ -59,9 +58,14 @@ def _config_schema(spec: ComponentSpec, defs: dict[str, Any]) -> dict[str, Any] 
 
 
 def _alternative(
-    spec: ComponentSpec, ambiguous: set[str], defs: dict[str, Any], extra: dict[str, Any]
+    spec: ComponentSpec,
+    ambiguous: set[str],
+    defs: dict[str, Any],
+    extra: dict[str, Any],
+    default_type: str | None = None,
 ) -> dict[str, Any]:
     values = _type_values(spec, ambiguous)
+    type_required = ["type"] if spec.name != default_type or spec.name in ambiguous else []
     type_schema: dict[str, Any] = {"enum": values}
     if spec.summary:
         type_schema["description"] = spec.summary
@@ -74,7 +78,7 @@ def _alternative(
             "description": f"{spec.summary} (its options could not be read: the plugin's "
             "config model failed to load)".lstrip(" "),
             "properties": {"type": type_schema, **extra},
-            "required": ["type"],
+            "required": type_required,
         }
     properties = {
         key: value for key, value in config.get("properties", {}).items() if key != "type"
@@ -84,7 +88,7 @@ def _alternative(
         "type": "object",
         "title": title,
         "properties": {"type": type_schema, **properties, **extra},
-        "required": ["type", *required],
+        "required": [*type_required, *required],
         # Unknown keys are recipe errors, as in validation, unless the model asks for them.
         "additionalProperties": config.get("additionalProperties") is True,
     }
@@ -94,7 +98,11 @@ def _alternative(
 
 
 def _table_schema(
-    registry: Registry, kind: str, defs: dict[str, Any], extra: dict[str, Any]
+    registry: Registry,
+    kind: str,
+    defs: dict[str, Any],
+    extra: dict[str, Any],
+    default_type: str | None = None,
 ) -> dict[str, Any]:
     specs = sorted(registry.components[kind], key=lambda s: (s.name, s.plugin))
     counts: dict[str, int] = {}
@@ -104,6 +112,7 @@ def _table_schema(
     description = (
         f"A {kind}: 'type' names a registered {kind} (or 'plugin:name'); the other keys are "
         "that component's options."
+        + (f" Without 'type' it is {default_type!r}." if default_type else "")
     )
     if not specs:
         return {
@@ -112,7 +121,7 @@ def _table_schema(
         }
     return {
         "description": description,
-        "oneOf": [_alternative(spec, ambiguous, defs, extra) for spec in specs],
+        "oneOf": [_alternative(spec, ambiguous, defs, extra, default_type) for spec in specs],
     }
 
 
@@ -137,17 +146,30 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
     core_metric_keys = {
         k: v for k, v in MetricTable.model_json_schema()["properties"].items() if k != "type"
     }
-    tables: dict[str, dict[str, Any]] = {}
-    for kind in KINDS:
-        extra = core_metric_keys if kind == "metric" else {}
-        tables[kind] = _table_schema(registry, kind, defs, extra)
-    defs.pop("ComponentTable", None)
-    defs.pop("MetricTable", None)
-    for kind, table in tables.items():
-        defs[_TABLE_DEF[kind]] = table
 
     def ref(kind: str) -> str:
         return f"#/$defs/{_TABLE_DEF[kind]}"
+
+    extras = {
+        "metric": core_metric_keys,
+        "optimizer": {
+            "schedule": {
+                "$ref": ref("schedule"),
+                "description": OptimizerTable.model_fields["schedule"].description,
+            }
+        },
+    }
+    tables: dict[str, dict[str, Any]] = {}
+    for kind in ALL_KINDS:
+        tables[kind] = _table_schema(
+            registry, kind, defs, extras.get(kind, {}), _DEFAULT_TYPE.get(kind)
+        )
+    defs.pop("ComponentTable", None)
+    defs.pop("MetricTable", None)
+    # The core's loose OptimizerTable and ScheduleTable (already referenced from
+    # OptimSection) are replaced here by their registry-based tables of the same name.
+    for kind, table in tables.items():
+        defs[_TABLE_DEF[kind]] = table
 
     props = schema["properties"]
     props["data"] = _point_to(props["data"], ref("dataset"))
@@ -155,11 +177,13 @@ def recipe_schema(registry: Registry) -> dict[str, Any]:
     props["critic"] = _point_to(props["critic"], ref("critic"))
     props["loss"] = _point_to(props["loss"], ref("loss"))
     props["metrics"] = _point_to(props["metrics"], ref("metric"))
+    props["loggers"] = _point_to(props["loggers"], ref("logger"))
+    props["callbacks"] = _point_to(props["callbacks"], ref("callback"))
     phase = defs["PhaseConfig"]["properties"]
     phase["loss"] = _point_to(phase["loss"], ref("loss"))
     props["device"]["pattern"] = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 
-    plugins = sorted({(s.plugin, s.version) for k in KINDS for s in registry.components[k]})
+    plugins = sorted({(s.plugin, s.version) for k in ALL_KINDS for s in registry.components[k]})
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "title": "ganframe recipe",

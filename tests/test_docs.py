@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ganframe import docgen, hookspecs
+from ganframe import hookspecs
+from ganframe.devtools import docgen
 from ganframe.plugins import load_plugins
 from ganframe.recipe import TrainConfig
 
@@ -81,8 +82,29 @@ def test_generated_pages_say_how_they_were_made_and_hold_no_machine_paths() -> N
 
 
 def test_docgen_imports_no_torch() -> None:
-    code = "import sys, ganframe.docgen; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, ganframe.devtools.docgen; assert 'torch' not in sys.modules, "
+        "'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_first_party_plugins_come_from_the_source_tree_not_a_list(tmp_path: Path) -> None:
+    # The core names no plugin: the projects under plugins/ are the ones documented.
+    for folder, name in [("a", "Ganframe_Alpha"), ("b", "ganframe-beta")]:
+        (tmp_path / "plugins" / folder).mkdir(parents=True)
+        (tmp_path / "plugins" / folder / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\n', encoding="utf-8"
+        )
+    (tmp_path / "plugins" / "notes").mkdir()  # not a project: ignored
+    assert docgen.source_tree_distributions(tmp_path) == {"ganframe-alpha", "ganframe-beta"}
+    assert docgen.source_tree_distributions(tmp_path / "nowhere") == frozenset()
+    assert docgen.source_tree_distributions() == {
+        p.parent.name for p in (ROOT / "plugins").glob("*/pyproject.toml")
+    }
+    host = load_plugins(autoload=False)
+    builtin = sorted(p.name for p in host.plugins if p.builtin and p.status.startswith("ok"))
+    assert docgen.loaded_plugins(host, distributions=[]) == builtin
 
 
 def test_field_table_shows_type_default_constraints_and_description() -> None:

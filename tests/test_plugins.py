@@ -28,6 +28,8 @@ from ganframe.plugins import (
     load_plugins,
 )
 from ganframe.recipe import load_recipe
+from ganframe.registry import ALL_KINDS
+from ganframe.version import PLUGIN_API_VERSION, SUPPORTED_PLUGIN_APIS
 
 BUILTIN_LOSSES = {"non-saturating", "minimax", "wgan", "wgan-gp", "hinge", "lsgan"}
 KIND_KEYS = {"generator", "critic", "loss", "dataset", "metric"}
@@ -353,7 +355,9 @@ def test_list_plugins_json_shape(listing: list[dict]) -> None:
     for row in listing:
         assert set(row) == {"name", "version", "status", "hooks", "components", "commands"}, row
         assert isinstance(row["commands"], list)
-        assert set(row["components"]) == KIND_KEYS, row
+        # the primary kinds always; optimisers and schedules only where there are some
+        assert KIND_KEYS <= set(row["components"]) <= set(ALL_KINDS), row
+        assert all(row["components"][k] for k in set(row["components"]) - KIND_KEYS), row
         assert isinstance(row["hooks"], list)
         assert all(isinstance(v, list) for v in row["components"].values())
 
@@ -361,7 +365,7 @@ def test_list_plugins_json_shape(listing: list[dict]) -> None:
 def test_builtin_plugins_register_through_the_hooks(listing: list[dict]) -> None:
     builtin = [p for p in listing if p["name"].startswith("ganframe.builtin.")]
     assert builtin and all(p["status"] == "ok" for p in builtin), builtin
-    registered: dict[str, set[str]] = {k: set() for k in KIND_KEYS}
+    registered: dict[str, set[str]] = {k: set() for k in ALL_KINDS}
     for p in builtin:
         assert p["hooks"], p
         for kind, names in p["components"].items():
@@ -370,6 +374,8 @@ def test_builtin_plugins_register_through_the_hooks(listing: list[dict]) -> None
     assert "mlp" in registered["generator"] and "mlp" in registered["critic"]
     assert "ring-modes" in registered["metric"]
     assert registered["loss"] >= BUILTIN_LOSSES
+    assert registered["optimizer"] == {"adam", "adamw", "rmsprop", "sgd"}
+    assert registered["schedule"] == {"constant", "linear", "cosine", "warmup"}
 
 
 def test_third_party_plugin_listed_with_version_and_components(listing: list[dict]) -> None:
@@ -538,6 +544,25 @@ def test_plugin_for_another_api_version_is_incompatible(on_path: Path) -> None:
     assert "futuregen" not in host.registry.names("generator")
 
 
+@pytest.mark.parametrize("api", sorted(SUPPORTED_PLUGIN_APIS))
+def test_plugins_for_every_supported_api_version_load(
+    api: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # API 2 changed the contracts compatibly: a plugin written for API 1 must keep loading.
+    assert PLUGIN_API_VERSION in SUPPORTED_PLUGIN_APIS and 1 in SUPPORTED_PLUGIN_APIS
+    src = _FUTURE.replace("999", str(api)).replace("futuregen", f"apigen{api}")
+    make_dist(tmp_path, f"gft-api{api}", "0.1.0", f"gftapi{api}", f"gft_api{api}_plugin", src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
+    try:
+        host, warned = build_host()
+    finally:
+        sys.modules.pop(f"gft_api{api}_plugin", None)
+    assert by_name(host)[f"gftapi{api}"]["status"] == "ok"
+    assert f"apigen{api}" in host.registry.names("generator")
+    assert not [w for w in warned if f"gftapi{api}" in w]
+
+
 def test_same_name_from_two_plugins_needs_qualification(on_path: Path, tmp_path) -> None:
     host, _ = build_host()
     rows = by_name(host)
@@ -660,6 +685,8 @@ def test_every_hook_spec_is_exercised_by_a_builtin_plugin() -> None:
         "register_losses": "loss",
         "register_datasets": "dataset",
         "register_metrics": "metric",
+        "register_optimizers": "optimizer",
+        "register_schedules": "schedule",
     }
     for hook, kind in kinds.items():
         assert {s.plugin for s in reg.components[kind]} & by_hook[hook], hook

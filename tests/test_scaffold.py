@@ -25,9 +25,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ganframe.cli import app
+from ganframe.devtools.scaffold import new_plugin, plugin_files
 from ganframe.errors import UserError
 from ganframe.registry import KINDS
-from ganframe.scaffold import new_plugin, plugin_files
+from ganframe.version import PLUGIN_API_VERSION, __version__
 
 ALL_KINDS = list(KINDS)
 #: Tests the generated project has: 3 always, plus one per kind.
@@ -135,7 +136,7 @@ def test_generated_files_per_kind(kinds: list[str]) -> None:
         "pydantic",
         "ganframe",
     }
-    assert "GANFRAME_PLUGIN_API = 1" in plugin
+    assert f"GANFRAME_PLUGIN_API = {PLUGIN_API_VERSION}" in plugin
     hooks = {
         "generator": "register_generators",
         "critic": "register_critics",
@@ -169,7 +170,7 @@ def test_pyproject_is_ready_to_publish() -> None:
     assert doc["build-system"]["build-backend"] == "setuptools.build_meta"
     project = doc["project"]
     assert project["version"] == "0.1.0"
-    assert project["dependencies"] == ["ganframe>=0.1"]
+    assert project["dependencies"] == [f"ganframe>={'.'.join(__version__.split('.')[:2])}"]
     assert project["readme"] == "README.md"
     setuptools = doc["tool"]["setuptools"]
     assert setuptools["package-data"] == {"ganframe_my_gan": ["recipes/*.toml"]}

@@ -176,7 +176,7 @@ def test_divergence_rolls_back_with_lower_learning_rate_and_finishes(tmp_path, r
     path = tmp_path / "boom.toml"
     path.write_text(NAN_RECIPE, encoding="utf-8")
     messages: list[str] = []
-    from ganframe.training import Progress
+    from ganframe.loop.callbacks import Progress
 
     recipe = load_recipe(
         path, registry,

@@ -11,10 +11,11 @@ from safetensors.torch import load_file
 
 from ganframe import api
 from ganframe.errors import UserError
+from ganframe.loop.data import DataStream
+from ganframe.loop.optim import ema_update
 from ganframe.plugins import load_plugins
 from ganframe.recipe import load_recipe
 from ganframe.registry import ComponentSpec
-from ganframe.training import DataStream, ema_update
 
 BASE = """
 name = "tiny"
@@ -480,16 +481,16 @@ def test_resume_refuses_another_process_count(tmp_path, registry, monkeypatch):
 
 
 def test_threads_apply_during_the_run_and_are_put_back(tmp_path, registry, monkeypatch):
-    from ganframe.training import Trainer
+    from ganframe.loop.trainer import Trainer
 
     seen = []
-    run = Trainer.run
+    fit = Trainer.fit
 
-    def spy(self, **kwargs):
+    def spy(self, *args, **kwargs):
         seen.append(torch.get_num_threads())
-        return run(self, **kwargs)
+        return fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "run", spy)
+    monkeypatch.setattr(Trainer, "fit", spy)
     before = torch.get_num_threads()
     wanted = before + 2
     body = '[loss]\ntype = "hinge"\n'

@@ -1,7 +1,10 @@
 """The plugin author's commands, ``ganframe new-plugin`` and ``ganframe schema``.
 
 They reach the command line through the ``register_commands`` hook, exactly like a plugin's
-own commands, which keeps that hook exercised by the core itself.
+own commands, which keeps that hook exercised by the core itself. Like a plugin's commands
+they never import :mod:`ganframe.cli` (they print with ``typer.echo``), and they are the
+command-line face of :mod:`ganframe.devtools`: the one place in ``builtin/`` allowed to import
+it, inside the command functions only (``tests/test_layers.py`` checks both).
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ def new_plugin(
     ] = "generator,critic",
 ) -> None:
     """Write a ready-to-publish plugin project with working components and passing tests."""
-    from ganframe.cli import out
-    from ganframe.scaffold import new_plugin as scaffold
+    from ganframe.devtools.scaffold import new_plugin as scaffold
 
     path = scaffold(name, directory, [k.strip() for k in kinds.split(",") if k.strip()])
-    out.print(f"created plugin project {path}", highlight=False)
-    out.print(f"next: pip install -e {path} && pytest {path}", highlight=False)
+    typer.echo(f"created plugin project {path}")
+    typer.echo(f"next: pip install -e {path} && pytest {path}")
 
 
 def schema() -> None:

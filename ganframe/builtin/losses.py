@@ -2,8 +2,11 @@
 
 All six share one base class: the critic step scores a detached fake batch and the real
 batch, the generator step scores a differentiable fake batch, and each objective only
-says how those scores become a loss. The optional R1 penalty (Mescheder et al., 2018) lives in
-the base class so it can be combined with any of them through ``r1_gamma``.
+says how those scores become a loss. With class labels (a conditional generator or critic)
+the critic scores (fake, fake labels) and (real, real labels); unconditional models draw
+exactly the random numbers they did before labels existed. The optional R1 penalty
+(Mescheder et al., 2018) lives in the base class so it can be combined with any of them
+through ``r1_gamma``.
 
 The core calls ``factory(config, ctx)``; here the factories are the classes themselves.
 """
@@ -29,10 +32,11 @@ __all__ = [
 ]
 
 
-def _scores(ctx: StepContext, x: Tensor) -> Tensor:
-    """Critic outputs as a float vector: critics may answer (N,) or (N, 1), in bf16 or fp32."""
+def _scores(ctx: StepContext, x: Tensor, labels: Tensor | None = None) -> Tensor:
+    """Critic outputs as a float vector: critics may answer (N,) or (N, 1), in bf16 or fp32.
+    ``labels`` reach a conditional critic only (:meth:`StepContext.score`)."""
     assert ctx.critic is not None, "adversarial objectives need a critic"
-    return ctx.critic(x).reshape(-1).float()
+    return ctx.score(x, labels).reshape(-1).float()
 
 
 def _input_grad_norms(scores: Tensor, x: Tensor) -> Tensor:
@@ -73,12 +77,13 @@ class AdversarialObjective:
     # -- the two steps ------------------------------------------------------------------------
     def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         with torch.no_grad():
-            fake = ctx.fake(real.shape[0])
+            fake_labels = ctx.fake_labels(real.shape[0])
+            fake = ctx.fake(real.shape[0], fake_labels)
         fake = fake.detach()
         if self.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
-        d_real = _scores(ctx, real)
-        d_fake = _scores(ctx, fake)
+        d_real = _scores(ctx, real, ctx.labels)
+        d_fake = _scores(ctx, fake, fake_labels)
         loss = self.critic_terms(d_real, d_fake)
         logs: dict[str, Tensor | float] = {
             "d_real": d_real.detach().mean(),
@@ -96,7 +101,8 @@ class AdversarialObjective:
         return StepOutput(loss, logs)
 
     def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
-        d_fake = _scores(ctx, ctx.fake(real.shape[0]))
+        fake_labels = ctx.fake_labels(real.shape[0])
+        d_fake = _scores(ctx, ctx.fake(real.shape[0], fake_labels), fake_labels)
         loss = self.generator_term(d_fake)
         return StepOutput(loss, {"g_loss": loss.detach()})
 
@@ -158,7 +164,8 @@ class WassersteinGP(_Wasserstein):
     """WGAN-GP (Gulrajani et al., 2017): penalise each interpolate's gradient norm away from 1.
 
     The norm is taken per sample, as the 1-Lipschitz constraint is about each point; a norm of
-    the whole batch's gradient would grow with the batch size.
+    the whole batch's gradient would grow with the batch size. A conditional critic scores
+    the interpolates with the real labels.
     """
 
     def __init__(self, config: Any, ctx: Any = None) -> None:
@@ -172,7 +179,7 @@ class WassersteinGP(_Wasserstein):
         alpha = torch.rand(shape, device=real.device, dtype=real.dtype)
         mixed = (alpha * real + (1 - alpha) * fake.to(real.dtype)).requires_grad_(True)
         # a tiny epsilon keeps the sqrt differentiable when a gradient is exactly zero
-        norms = (_input_grad_norms(_scores(ctx, mixed), mixed) + 1e-12).sqrt()
+        norms = (_input_grad_norms(_scores(ctx, mixed, ctx.labels), mixed) + 1e-12).sqrt()
         gp = (norms - 1).pow(2).mean()
         return self.gp_lambda * gp, {"gp": gp.detach(), "grad_norm": norms.detach().mean()}
 

@@ -20,6 +20,10 @@ class RingConfig(BaseModel):
     std: float = Field(0.05, gt=0, description="Standard deviation of each Gaussian.")
     size: int = Field(10_000, gt=0, description="Number of points drawn (fixed per seed).")
     seed: int = Field(0, ge=0, description="Seed of the drawn points (independent of the run).")
+    labels: bool = Field(
+        False,
+        description="Label each point with its mode (0 .. modes-1), for conditional models.",
+    )
 
 
 class MLPConfig(BaseModel):
@@ -29,12 +33,22 @@ class MLPConfig(BaseModel):
     latent_dim: int = Field(
         8, gt=0, description="Noise dimension (generator only; ignored by the critic)."
     )
+    conditional: bool = Field(
+        False,
+        description="Generate a given class: a class embedding is concatenated to the noise "
+        "(needs labelled data).",
+    )
 
 
 class CriticMLPConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     hidden: int = Field(128, gt=0, description="Width of each hidden layer.")
     layers: int = Field(3, gt=0, description="Number of hidden layers.")
+    conditional: bool = Field(
+        False,
+        description="Score (sample, class) pairs: a class embedding is concatenated to the "
+        "input (needs labelled data).",
+    )
 
 
 class RingMetricConfig(BaseModel):
@@ -48,6 +62,13 @@ class RingMetricConfig(BaseModel):
         gt=0,
         le=1,
         description="A mode is covered when it holds this share of its expected points.",
+    )
+
+
+class RingLabelMetricConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_samples: int = Field(
+        2000, gt=0, description="Generated points evaluated, split evenly over the labels."
     )
 
 
@@ -89,6 +110,12 @@ def register_metrics(register):
         config=RingMetricConfig,
         summary="Modes covered, high-quality share and sliced W1 distance on gaussian-ring",
     )
+    register(
+        "ring-label-accuracy",
+        "ganframe.builtin.toy:RingLabelAccuracy",
+        config=RingLabelMetricConfig,
+        summary="Share of points drawn for label k nearest mode k (conditional gaussian-ring)",
+    )
 
 
 @hookimpl
@@ -97,4 +124,9 @@ def register_recipes(register):
         "gaussian-ring",
         files("ganframe.builtin") / "recipes" / "gaussian-ring.toml",
         summary="Toy GAN on 8 Gaussians on a ring (about a minute on a CPU)",
+    )
+    register(
+        "gaussian-ring-cond",
+        files("ganframe.builtin") / "recipes" / "gaussian-ring-cond.toml",
+        summary="Class-conditional toy GAN: the label picks the mode of the ring",
     )

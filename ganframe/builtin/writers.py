@@ -11,12 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ganframe import fileio
 from ganframe.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,18 +39,9 @@ POINT_RADIUS = 2
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create the parent folder, write to a hidden temporary file beside ``path`` (same file
-    system, so the rename is atomic), then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Create the parent folder and replace ``path`` with what ``write`` writes, atomically
+    and durably (:func:`ganframe.fileio.atomic_write`); plugins' writers may use it too."""
+    fileio.atomic_write(path, write, parents=True)
 
 
 def _as_array(samples: Tensor | Any) -> np.ndarray:

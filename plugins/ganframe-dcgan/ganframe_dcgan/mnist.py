@@ -1,7 +1,8 @@
 """The ``mnist`` dataset: where the files are looked for, and the split held in memory.
 
 A split is one uint8 tensor ``N x 1 x 28 x 28`` (47 MB for train); a batch is one indexing
-operation plus one scale to [-1, 1], so the training loop never runs Python per image.
+operation plus one scale to [-1, 1], so the training loop never runs Python per image. Batches
+carry the digits' labels, for class-conditional models; unconditional ones ignore them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganframe.components import Batch
 from ganframe.errors import UserError
 from ganframe_dcgan import download, idx
 
@@ -143,8 +145,10 @@ class MnistDataset:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def get(self, index: Tensor) -> Tensor:
-        return self.images[index].to(torch.float32).div_(127.5).sub_(1.0)
+    def get(self, index: Tensor) -> Batch:
+        """Images in [-1, 1] (fresh memory) and their digits as int64 labels."""
+        images = self.images[index].to(torch.float32).div_(127.5).sub_(1.0)
+        return Batch(images, self.labels[index].to(torch.int64))
 
     def info(self) -> dict[str, Any]:
         return {
@@ -155,6 +159,7 @@ class MnistDataset:
             "width": 28,
             "value_range": [-1.0, 1.0],
             "num_classes": 10,
+            "class_names": [str(d) for d in range(10)],
             "split": self.split,
             "size": len(self),
             "classes": sorted(int(c) for c in torch.unique(self.labels).tolist()),

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ganframe import hookimpl
 
-GANFRAME_PLUGIN_API = 1
+GANFRAME_PLUGIN_API = 2
 
 ImageSize = Literal[28, 32, 64]
 Channels = Literal[1, 3]

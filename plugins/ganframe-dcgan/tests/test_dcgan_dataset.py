@@ -101,14 +101,14 @@ def test_batches_are_float_in_minus_one_to_one(isolated_env, idxtools):
     ds = build(root=str(folder))
     assert ds.kind == "image" and len(ds) == 30
     index = torch.tensor([3, 0, 29, 3])
-    batch = ds.get(index)
+    batch = ds.get(index).data
     assert batch.dtype == torch.float32 and batch.shape == (4, 1, 28, 28)
     assert batch.min() == -1.0 and batch.max() == 1.0
     expected = torch.from_numpy(images[[3, 0, 29, 3]]).float().unsqueeze(1) / 127.5 - 1
     assert torch.equal(batch, expected)
     # get() returns fresh memory: a caller scaling it in place must not touch the dataset.
     batch.add_(5)
-    assert ds.get(index).max() == 1.0
+    assert ds.get(index).data.max() == 1.0
 
 
 def test_midtones_scale_linearly(isolated_env, idxtools):
@@ -118,8 +118,25 @@ def test_midtones_scale_linearly(isolated_env, idxtools):
     images = np.broadcast_to(pixels[:, None, None], (4, 28, 28))
     (folder / "train-images-idx3-ubyte").write_bytes(idxtools.idx_bytes(images, 2051))
     (folder / "train-labels-idx1-ubyte").write_bytes(idxtools.idx_bytes(np.arange(4), 2049))
-    values = build(root=str(folder)).get(torch.arange(4))[:, 0, 0, 0]
+    values = build(root=str(folder)).get(torch.arange(4)).data[:, 0, 0, 0]
     assert torch.allclose(values, torch.tensor([-1.0, 51 / 127.5 - 1, 127 / 127.5 - 1, 1.0]))
+
+
+def test_batches_carry_the_idx_labels(isolated_env, idxtools):
+    folder = isolated_env / "root"
+    labels = np.array([7, 0, 3, 9, 1, 4, 2, 8, 6, 5] * 3, dtype=np.uint8)
+    _, written = idxtools.write_split(folder, "train", 30, labels=labels)
+    ds = build(root=str(folder))
+    index = torch.tensor([3, 0, 29, 3, 12])
+    batch = ds.get(index)
+    assert batch.labels.dtype == torch.int64 and batch.labels.shape == (5,)
+    assert batch.labels.tolist() == written[[3, 0, 29, 3, 12]].tolist() == [9, 7, 5, 9, 3]
+    assert len(batch) == 5 and batch.data.shape == (5, 1, 28, 28)
+    info = ds.info()
+    assert info["num_classes"] == 10 and info["class_names"] == [str(d) for d in range(10)]
+    # A subset keeps each image's own digit.
+    sub = build(root=str(folder), classes=[3, 9])
+    assert sub.get(torch.arange(len(sub))).labels.tolist() == [3, 9, 3, 9, 3, 9]
 
 
 def test_classes_and_limit(isolated_env, idxtools):

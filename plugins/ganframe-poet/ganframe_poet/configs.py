@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Punctuation a classical poem may contain; every other character must be a CJK ideograph.
 DEFAULT_PUNCTUATION = "，。？！；：、"
@@ -78,6 +78,47 @@ class LSTMGeneratorConfig(_Strict):
         description="Poem length in characters; must match the data's max_len (default: the "
         "data's, 24 for quatrain5).",
     )
+
+
+class SamplingOptions(_Strict):
+    """How the lstm generator samples (``ganframe sample --option KEY=VALUE``, the shorthands
+    ``--temperature/--top-k/--top-p/--constrained``, or keyword arguments of ``generate``).
+    The defaults sample from the model's own distribution."""
+
+    temperature: float = Field(
+        1.0, description="Divide the logits by this before sampling; below 1 is more "
+        "conservative, above 1 more adventurous (> 0)."
+    )
+    top_k: int = Field(0, description="Sample among the k likeliest characters (0 = all).")
+    top_p: float = Field(
+        1.0, description="Nucleus sampling: the likeliest characters holding this much "
+        "probability, in (0, 1] (1 = all)."
+    )
+    constrained: bool = Field(
+        False, description="Force the form's punctuation and end (quatrain5/quatrain7 data)."
+    )
+
+    # Validators rather than Field bounds, so the messages say what is allowed in words.
+    @field_validator("temperature")
+    @classmethod
+    def _positive_temperature(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be positive, not {value}")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _top_k(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be 0 (off) or positive, not {value}")
+        return value
+
+    @field_validator("top_p")
+    @classmethod
+    def _top_p(cls, value: float) -> float:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"must be in (0, 1] (1 = off), not {value}")
+        return value
 
 
 class CNNCriticConfig(_Strict):

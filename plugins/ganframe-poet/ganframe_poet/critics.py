@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ganframe.errors import UserError
 from ganframe_poet.configs import CNNCriticConfig, LSTMCriticConfig
 from ganframe_poet.generator import text_info
+from ganframe_poet.recurrent import run_recurrent
 
 
 def embed_tokens(embedding: nn.Embedding, x: Tensor) -> Tensor:
@@ -85,7 +86,7 @@ class LSTMCritic(nn.Module):
         self.out = nn.Linear(hidden_dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        _, (h, _) = self.lstm(embed_tokens(self.embed, x))
+        _, (h, _) = run_recurrent(self.lstm, embed_tokens(self.embed, x))
         return self.out(self.drop(h[-1])).squeeze(1)
 
 

@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganframe.components import check_sampling_options, resolve_labels
 from ganframe.errors import UserError
-from ganframe_poet.configs import LSTMGeneratorConfig
+from ganframe_poet.configs import LSTMGeneratorConfig, SamplingOptions
+from ganframe_poet.recurrent import run_recurrent
 
 State = tuple[Tensor, Tensor]
 
@@ -36,6 +38,9 @@ def text_info(info: dict[str, Any], what: str) -> dict[str, Any]:
 
 class LSTMPoet(nn.Module):
     """Embedding, stacked LSTM, dropout, linear layer over the vocabulary."""
+
+    #: temperature, top_k, top_p and constrained, validated by the core and by generate()
+    sampling_options = SamplingOptions
 
     def __init__(
         self,
@@ -101,7 +106,7 @@ class LSTMPoet(nn.Module):
         """Teacher-forced logits (N, T, V): position t predicts ``tokens[:, t]``."""
         start = torch.full_like(tokens[:, :1], self.start)
         inputs = torch.cat([start, tokens[:, :-1]], dim=1)
-        out, _ = self.lstm(self.drop_in(self.embed(inputs)))
+        out, _ = run_recurrent(self.lstm, self.drop_in(self.embed(inputs)))
         return self.head(self.drop(out))
 
     def token_nll(self, tokens: Tensor) -> Tensor:
@@ -122,7 +127,7 @@ class LSTMPoet(nn.Module):
 
     def step(self, tokens: Tensor, state: State | None) -> tuple[Tensor, State]:
         """One position for a batch: the previous tokens (N,) in, next-token logits (N, V) out."""
-        out, state = self.lstm(self.drop_in(self.embed(tokens)).unsqueeze(1), state)
+        out, state = run_recurrent(self.lstm, self.drop_in(self.embed(tokens)).unsqueeze(1), state)
         return self.head(self.drop(out[:, 0])), state
 
     def prefix_states(self, tokens: Tensor) -> tuple[Tensor, list[State]]:
@@ -163,28 +168,19 @@ class LSTMPoet(nn.Module):
         *,
         device: torch.device | str,
         rng: torch.Generator | None = None,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        constrained: bool = False,
+        labels: Any = None,
         **options: Any,
     ) -> Tensor:
-        """``n`` poems as token ids (n, seq_len); ``constrained`` forces the form's punctuation
-        and the end token where the form puts them. ``top_p < 1`` samples from the smallest
-        set of likeliest characters whose probability (after temperature) reaches ``top_p``
-        (nucleus sampling, Holtzman et al. 2020): it cuts the long tail of rare characters,
-        which temperature alone only thins."""
-        if options:
-            raise UserError(
-                f"unknown sampling option(s) for the lstm generator: {', '.join(options)}; "
-                "it understands temperature, top_k, top_p and constrained."
-            )
-        if temperature <= 0:
-            raise UserError(f"temperature must be positive, not {temperature}.")
-        if top_k < 0:
-            raise UserError(f"top_k must be 0 (off) or positive, not {top_k}.")
-        if not 0.0 < top_p <= 1.0:
-            raise UserError(f"top_p must be in (0, 1] (1 = off), not {top_p}.")
+        """``n`` poems as token ids (n, seq_len), sampled as :class:`SamplingOptions` say:
+        ``constrained`` forces the form's punctuation and the end token where the form puts
+        them. ``top_p < 1`` samples from the smallest set of likeliest characters whose
+        probability (after temperature) reaches ``top_p`` (nucleus sampling, Holtzman et al.
+        2020): it cuts the long tail of rare characters, which temperature alone only thins.
+        The poet is not conditional: ``labels`` must be None."""
+        resolve_labels(self, n, labels, device=device)  # refuses labels
+        chosen = check_sampling_options(self, options)
+        temperature, top_k = chosen["temperature"], chosen["top_k"]
+        top_p, constrained = chosen["top_p"], chosen["constrained"]
         if constrained and self.template is None:
             raise UserError(
                 "constrained sampling needs a fixed form (data mode quatrain5 or quatrain7); "

@@ -11,7 +11,7 @@ from importlib.resources import files
 from ganframe import hookimpl
 from ganframe_poet import configs
 
-GANFRAME_PLUGIN_API = 1
+GANFRAME_PLUGIN_API = 2
 
 _PKG = "ganframe_poet"
 

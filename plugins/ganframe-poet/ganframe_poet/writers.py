@@ -1,5 +1,6 @@
 """Sample writer for text: one decoded poem per line, so ``ganframe sample`` output can be
-read, diffed and scored with ordinary tools."""
+read, diffed and scored with ordinary tools. Written atomically like the core's sample files
+(:func:`ganframe.fileio.atomic_write`): a run killed mid-write leaves no truncated file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from torch import Tensor
 
 from ganframe.errors import UserError
+from ganframe.fileio import atomic_write
 from ganframe_poet.text import decode_ids
 
 
@@ -21,6 +23,4 @@ def write_text(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
     if samples.dim() == 3:  # relaxed one-hot rows
         samples = samples.argmax(dim=-1)
     poems = decode_ids(samples.long().cpu().tolist(), info)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(p + "\n" for p in poems), encoding="utf-8")
+    atomic_write(Path(path), "".join(p + "\n" for p in poems).encode("utf-8"), parents=True)

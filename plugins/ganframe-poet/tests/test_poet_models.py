@@ -72,6 +72,34 @@ def test_bad_sampling_options_are_user_errors(gen):
         gen.generate(2, device="cpu", temperature=0)
 
 
+def test_sampling_options_are_declared_and_checked_by_the_core(gen):
+    from ganframe_poet.configs import SamplingOptions
+
+    from ganframe.components import check_sampling_options
+
+    assert type(gen).sampling_options is SamplingOptions
+    assert check_sampling_options(gen, {"temperature": 0.7, "top_k": 5}) == {
+        "temperature": 0.7, "top_k": 5, "top_p": 1.0, "constrained": False}
+    with pytest.raises(UserError) as err:
+        check_sampling_options(gen, {"beam": 4})
+    text = str(err.value)
+    assert "unknown sampling option(s) for LSTMPoet: beam" in text
+    for name in ("temperature (", "top_k (", "top_p (", "constrained ("):
+        assert name in text
+    assert "Nucleus sampling" in text and "default 1.0" in text
+    for bad, says in (({"temperature": 0}, "temperature must be positive, not 0"),
+                      ({"top_k": -1}, "top_k must be 0 (off) or positive, not -1"),
+                      ({"top_p": 1.5}, "top_p must be in (0, 1] (1 = off), not 1.5"),
+                      ({"top_k": "many"}, "top_k: input should be a valid integer")):
+        with pytest.raises(UserError) as err:
+            check_sampling_options(gen, bad)
+        assert says in str(err.value), str(err.value)
+        with pytest.raises(UserError):
+            gen.generate(2, device="cpu", **bad)
+    with pytest.raises(UserError, match="LSTMPoet is not conditional"):
+        gen.generate(2, device="cpu", labels=1)
+
+
 def test_constrained_needs_a_fixed_form(tmp_path, build_ctx):
     f = tmp_path / "free.txt"
     f.write_text("白日依山尽，黄河入海流。\n床前明月光，疑是地上霜。\n", encoding="utf-8")

@@ -22,6 +22,7 @@ from string import Template
 
 from ganframe.errors import UserError
 from ganframe.registry import KINDS
+from ganframe.version import __version__
 
 __all__ = ["DEFAULT_KINDS", "NAME_PATTERN", "new_plugin", "plugin_files"]
 
@@ -46,7 +47,7 @@ version = "0.1.0"
 description = "ganframe plugin $name: $kinds_text"
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["ganframe>=0.1"]
+dependencies = ["ganframe>=$ganframe_min"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
@@ -101,9 +102,9 @@ from typing import Any
 from ganframe import hookimpl
 from pydantic import BaseModel, ConfigDict, Field
 
-#: The ganframe plugin API this plugin was written for. A ganframe that speaks another
-#: version lists the plugin as incompatible instead of loading it.
-GANFRAME_PLUGIN_API = 1
+#: The ganframe plugin API this plugin was written for. A ganframe that does not support
+#: this version lists the plugin as incompatible instead of loading it.
+GANFRAME_PLUGIN_API = 2
 
 _PKG = "$pkg"
 '''
@@ -435,22 +436,26 @@ class LeastSquares:
         self.fake_label = config.fake_label
 
     @staticmethod
-    def _scores(ctx: StepContext, x: Tensor) -> Tensor:
-        # critics may answer (N,) or (N, 1), in bf16 or fp32
-        return ctx.critic(x).reshape(-1).float()
+    def _scores(ctx: StepContext, x: Tensor, labels: Tensor | None) -> Tensor:
+        # ctx.score passes class labels only to a conditional critic; critics may answer
+        # (N,) or (N, 1), in bf16 or fp32
+        return ctx.score(x, labels).reshape(-1).float()
 
     def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
+        # the real batch's labels for a conditional generator, None for an unconditional one
+        labels = ctx.fake_labels(real.shape[0])
         with torch.no_grad():  # the critic step must not send gradient into the generator
-            fake = ctx.fake(real.shape[0])
-        d_real = self._scores(ctx, real)
-        d_fake = self._scores(ctx, fake)
+            fake = ctx.fake(real.shape[0], labels)
+        d_real = self._scores(ctx, real, ctx.labels)
+        d_fake = self._scores(ctx, fake, labels)
         loss = 0.5 * (d_real - self.real_label).pow(2).mean()
         loss = loss + 0.5 * (d_fake - self.fake_label).pow(2).mean()
         logs = {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
         return StepOutput(loss, {**logs, "d_loss": loss.detach()})
 
     def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
-        d_fake = self._scores(ctx, ctx.fake(real.shape[0]))
+        labels = ctx.fake_labels(real.shape[0])
+        d_fake = self._scores(ctx, ctx.fake(real.shape[0], labels), labels)
         loss = 0.5 * (d_fake - self.real_label).pow(2).mean()
         return StepOutput(loss, {"g_loss": loss.detach()})
 ''',
@@ -660,7 +665,8 @@ class _Constant(torch.nn.Module):
         super().__init__()
         self.point = torch.tensor(point)
 
-    def generate(self, n: int, *, device: Any, rng: Any = None, **options: Any) -> torch.Tensor:
+    def generate(self, n: int, *, device: Any, rng: Any = None, labels: Any = None,
+                 **options: Any) -> torch.Tensor:
         return self.point.expand(n, -1).clone()
 
 
@@ -771,8 +777,9 @@ $module_rows| `$pkg/recipes/example.toml` | the shipped recipe, registered as `$
   recipes never import torch.
 - Every config model uses `extra="forbid"`, so a misspelt recipe key is an error.
 - Each factory is called as `factory(config, ctx)`, with `ctx` a `ganframe.components.BuildContext`.
-- `GANFRAME_PLUGIN_API = 1` in `plugin.py` declares the plugin API this was written for; a
-  ganframe that speaks another version lists the plugin as incompatible instead of loading it.
+- `GANFRAME_PLUGIN_API = 2` in `plugin.py` declares the plugin API this was written for; a
+  ganframe that does not support this version lists the plugin as incompatible instead of
+  loading it.
 
 ## Publish
 
@@ -834,6 +841,9 @@ def _fields(name: str, kinds: list[str]) -> dict[str, str]:
         "name": name,
         "pkg": pkg,
         "dist": f"ganframe-{name}",
+        # the release series the project is generated against: it has the plugin API the
+        # templates are written for
+        "ganframe_min": ".".join(__version__.split(".")[:2]),
         "recipe": f"{name}-example",
         "kinds_text": ", ".join(_KIND_TEXT[k] for k in kinds),
         "components": _dict_literal(components),

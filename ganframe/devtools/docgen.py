@@ -1,13 +1,15 @@
 """Generate the reference pages of ``docs/`` from the code, so they cannot drift from it.
 
-``python -m ganframe.docgen`` rewrites two pages; ``--check`` only compares and exits 1 when
-either is stale (the docs test does the same):
+``python -m ganframe.devtools.docgen`` rewrites two pages; ``--check`` only compares and exits 1
+when either is stale (the docs test does the same):
 
 * ``docs/recipe-reference.md``: every recipe key of the core (from the pydantic models in
-  :mod:`ganframe.recipe`) and the options of every component registered by the loaded plugins
-  of ganframe and its first-party distributions (from each component's config model). The
-  page records those plugin names, so a test can tell "stale" from "generated elsewhere";
-  ``--all-plugins`` documents every installed plugin instead;
+  :mod:`ganframe.recipe`) and the options of every component registered by the core's own
+  plugins and by the distributions whose source lives in the source tree's ``plugins/``
+  folder (from each component's config model). No plugin name is written here: the tree
+  says which projects are first party. The page records the plugin names it documents, so a
+  test can tell "stale" from "generated elsewhere"; ``--all-plugins`` documents every
+  installed plugin instead;
 * ``docs/cli.md``: every command, argument and option of the ``ganframe`` command, read from
   the typer app through click's introspection.
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import enum
+import re
 import sys
+import tomllib
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -31,9 +35,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ganframe.plugins import PluginHost, load_plugins
-from ganframe.registry import KINDS, ComponentSpec, Registry
+from ganframe.registry import COMPONENT_KINDS, ComponentSpec, Registry
 
-COMMAND = "python -m ganframe.docgen"
+COMMAND = "python -m ganframe.devtools.docgen"
 RECIPE_PAGE = "recipe-reference.md"
 CLI_PAGE = "cli.md"
 PLUGINS_MARK = "<!-- plugins: "
@@ -45,17 +49,9 @@ _HEADER = (
     f"`{COMMAND} --check` tells whether it is current. -->"
 )
 
-#: Distributions whose plugins the committed recipe reference documents.
-FIRST_PARTY_DISTRIBUTIONS = frozenset({"ganframe", "ganframe-dcgan", "ganframe-poet"})
-
-#: Where each kind of component goes in a recipe, and its heading.
-_KIND_PLACES: dict[str, tuple[str, str]] = {
-    "generator": ("Generators", "[generator]"),
-    "critic": ("Critics", "[critic]"),
-    "loss": ("Losses (objectives)", "[loss]` or a phase's `loss = { type = ... }"),
-    "dataset": ("Datasets", "[data]"),
-    "metric": ("Metrics", "[[metrics]]"),
-}
+#: The source tree's root (holding ``pyproject.toml``, ``docs/`` and ``plugins/``) when this
+#: module runs from a checkout; an installed ganframe has no such tree.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- rendering helpers --------------------------------------------------------------------
@@ -241,14 +237,13 @@ def fields_table(model: type[BaseModel], skip: Iterable[str] = ()) -> list[str]:
 def core_reference() -> str:
     """The recipe keys owned by the core; the same whatever plugins are installed."""
     from ganframe.recipe import (
-        AdamConfig,
         ComponentTable,
         MetricTable,
+        OptimizerTable,
         PhaseConfig,
         Recipe,
         RequiresSection,
-        RMSpropConfig,
-        SGDConfig,
+        ScheduleTable,
         TrainConfig,
     )
 
@@ -285,20 +280,24 @@ def core_reference() -> str:
         "",
         "### [optim.generator] and [optim.critic]",
         "",
-        "One optimiser per network, so TTUR is two learning rates. `type` chooses the "
-        "optimiser and defaults to `\"adam\"`; each type accepts the keys of its table below.",
+        "One optimiser per network, so TTUR is two learning rates. Each is a component "
+        "table: `type` names a registered optimiser and defaults to `\"adam\"`; the other "
+        "keys are that optimiser's options (see [Optimisers](#optimisers); every optimiser "
+        "has `lr`). The learning rate a step uses is `lr` (or the rate the latest phase with an "
+        "`lr` table set) times the schedule's factor at the step within the phase, times "
+        "`train.rollback_lr_factor` per rollback.",
         "",
-        '#### type = "adam" or "adamw"',
+        *fields_table(OptimizerTable),
         "",
-        *fields_table(AdamConfig),
+        "#### [optim.generator.schedule] and [optim.critic.schedule]",
         "",
-        '#### type = "rmsprop"',
+        "The learning-rate schedule, a component table too: `type` names a registered "
+        "schedule (see [Learning-rate schedules](#learning-rate-schedules)) and defaults to "
+        "`\"constant\"`. A schedule is a function of the step within the current phase and "
+        "that phase's length, so each phase starts it again, and a resumed run continues it "
+        "exactly.",
         "",
-        *fields_table(RMSpropConfig),
-        "",
-        '#### type = "sgd"',
-        "",
-        *fields_table(SGDConfig),
+        *fields_table(ScheduleTable),
         "",
         "### [train]",
         "",
@@ -320,15 +319,45 @@ def core_reference() -> str:
     return "\n".join(out)
 
 
-def loaded_plugins(host: PluginHost, *, everything: bool = False) -> list[str]:
-    """Names of the loaded plugins the reference documents: the core's and the first-party
-    ones (by distribution), or with ``everything`` every plugin that loaded. Plugins that
-    happen to be installed on the machine (a test's throw-away plugin, a user's own) stay out
-    of the project's docs unless asked for."""
+def _normalized(dist: str) -> str:
+    """A distribution name as PEP 503 compares them (``Ganframe_DCGAN`` is ``ganframe-dcgan``)."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def source_tree_distributions(root: Path | None = None) -> frozenset[str]:
+    """The distributions whose projects live in ``root/plugins/*/pyproject.toml``.
+
+    They are the project's first-party plugins: the core learns their names from the tree
+    instead of a list that must be kept in step with it. Empty outside a source tree.
+    """
+    folder = (root or SOURCE_ROOT) / "plugins"
+    names = set()
+    for pyproject in sorted(folder.glob("*/pyproject.toml")):
+        try:
+            name = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["name"]
+        except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+            continue  # not a project we can read; it documents nothing
+        if isinstance(name, str):
+            names.add(_normalized(name))
+    return frozenset(names)
+
+
+def loaded_plugins(
+    host: PluginHost, *, everything: bool = False, distributions: Iterable[str] | None = None
+) -> list[str]:
+    """Names of the loaded plugins the reference documents: the core's own and those of
+    ``distributions`` (default: :func:`source_tree_distributions`), or with ``everything``
+    every plugin that loaded. Plugins that happen to be installed on the machine (a test's
+    throw-away plugin, a user's own) stay out of the project's docs unless asked for."""
+    wanted = {
+        _normalized(d)
+        for d in (source_tree_distributions() if distributions is None else distributions)
+    }
     return sorted(
         p.name
         for p in host.plugins
-        if p.status.startswith("ok") and (everything or p.dist in FIRST_PARTY_DISTRIBUTIONS)
+        if p.status.startswith("ok")
+        and (everything or p.builtin or _normalized(p.dist) in wanted)
     )
 
 
@@ -368,8 +397,8 @@ def components_reference(
         "`plugin:name`; write it that way in `type`.",
         "",
     ]
-    for kind in KINDS:
-        title, place = _KIND_PLACES[kind]
+    for info in COMPONENT_KINDS:
+        kind, title, place = info.name, info.heading, info.place
         specs = sorted(registry.components[kind], key=lambda s: (s.name, s.plugin))
         out += [f"### {title}", "", f"Used in `{place}`.", ""]
         if not specs:
@@ -409,8 +438,7 @@ def components_reference(
 
 
 def recipe_reference(host: PluginHost, plugins: Iterable[str] | None = None) -> str:
-    """The whole recipe reference page for ``plugins`` (default: the loaded plugins of the
-    core and the first-party distributions)."""
+    """The whole recipe reference page for ``plugins`` (default: :func:`loaded_plugins`)."""
     names = sorted(plugins) if plugins is not None else loaded_plugins(host)
     dists = {p.name: p.dist for p in host.plugins if p.status.startswith("ok")}
     parts = [
@@ -625,7 +653,7 @@ def _first_line(text: str | None) -> str:
 
 
 def _default_docs_dir() -> Path:
-    root = Path(__file__).resolve().parents[1]
+    root = SOURCE_ROOT
     return root / "docs" if (root / "pyproject.toml").is_file() else Path("docs")
 
 
@@ -649,7 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--all-plugins",
         action="store_true",
-        help="document every installed plugin, not only ganframe's own and first-party ones",
+        help="document every installed plugin, not only ganframe's own and those whose "
+        "projects are in the source tree's plugins/ folder",
     )
     args = parser.parse_args(argv)
     folder: Path = args.docs or _default_docs_dir()

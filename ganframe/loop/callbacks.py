@@ -1,0 +1,181 @@
+"""The core's own callbacks: scalar logging, sample grids, metrics and checkpoints.
+
+Each is an ordinary :class:`~ganframe.loop.events.Callback`; a plugin's callback sees the same
+events with the same arguments. Their order in a run (see :mod:`ganframe.assemble`) is this
+module's order: scalars are logged before samples, metrics and the checkpoint of the same
+step, so a checkpoint never precedes the log row of its own step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ganframe.components import EvalContext
+from ganframe.loop import snapshot
+from ganframe.loop.events import Callback
+
+if TYPE_CHECKING:
+    from ganframe.loop.trainer import Phase, Trainer
+
+__all__ = ["Checkpointing", "LogScalars", "MetricRunner", "Progress", "SampleGrids"]
+
+SAMPLE_SEED_OFFSET = 7919  # fixed noise for sample grids, distinct from the training stream
+
+
+class LogScalars(Callback):
+    """Every ``log_every`` steps: the mean of each logged scalar since the last row, as one
+    ``"train"`` row for the loggers. A non-finite mean is divergence."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def flush(self, trainer: Trainer) -> None:
+        from ganframe.loop.trainer import Diverged
+
+        if not trainer.meter.steps:
+            return
+        values, bad = trainer.meter.means(trainer.dist.world)
+        if bad:
+            raise Diverged(trainer.state.step, f"non-finite {', '.join(bad)}")
+        trainer.log({"step": trainer.state.step, "phase": trainer.phase_name, "event": "train",
+                     **values})
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if trainer.state.step % self.every == 0:
+            self.flush(trainer)
+
+    def on_interrupt(self, trainer: Trainer, signum: int) -> None:
+        self.flush(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.flush(trainer)
+
+
+class SampleGrids(Callback):
+    """Samples from fixed noise every ``every`` steps and at the end, written by the data
+    kind's default sample writer; the samples also go to :meth:`Callback.on_samples`."""
+
+    def __init__(self, every: int, count: int, write: Callable[[Any, Path], Path] | None) -> None:
+        self.every, self.count, self.write = every, count, write
+
+    def draw(self, trainer: Trainer) -> None:
+        if not trainer.is_main:
+            return
+        with trainer.evaluating() as gen:
+            rng = torch.Generator(device=trainer.device).manual_seed(
+                trainer.seed + SAMPLE_SEED_OFFSET)
+            x = gen.generate(self.count, device=trainer.device, rng=rng)
+        x = x.detach().float().cpu() if x.is_floating_point() else x.cpu()
+        path = None
+        if self.write is not None:
+            path = self.write(x, trainer.out / "samples" / f"step-{trainer.state.step:08d}")
+        trainer.emit("on_samples", x, path)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        s = trainer.state.step
+        if self.every and s % self.every == 0 and s < trainer.limit:
+            self.draw(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.draw(trainer)
+
+
+@dataclass
+class ScheduledMetric:
+    name: str
+    metric: Any
+    every: int
+
+
+class MetricRunner(Callback):
+    """The recipe's ``[[metrics]]``: each every N steps (its ``every``) and at the end."""
+
+    def __init__(self, metrics: list[ScheduledMetric]) -> None:
+        self.metrics = metrics
+
+    def run(self, trainer: Trainer, final: bool) -> None:
+        if not trainer.is_main:  # every rank holds the same networks
+            return
+        s = trainer.state.step
+        for m in self.metrics:
+            if not final and not (m.every and s % m.every == 0):
+                continue
+            with trainer.evaluating() as gen:
+                values = m.metric.evaluate(
+                    gen, trainer.dataset, EvalContext(trainer.device, trainer.seed,
+                                                      trainer.data_info))
+            trainer.emit("on_evaluate", m.name, values)
+            trainer.log({"step": s, "phase": trainer.phase_name, "event": "metric",
+                         "metric": m.name, **values})
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if trainer.state.step < trainer.limit:
+            self.run(trainer, final=False)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.run(trainer, final=True)
+
+
+class Checkpointing(Callback):
+    """Checkpoints every ``checkpoint_every`` steps (a phase may set its own), on a stop
+    request and at the end; refuses to write non-finite weights (that is divergence)."""
+
+    def __init__(self, folder: Any) -> None:
+        self.folder = folder  # a checkpoint.CheckpointDir
+        self.every = 0
+
+    def save(self, trainer: Trainer) -> Path:
+        from ganframe.loop.trainer import Diverged
+
+        if not snapshot.weights_finite(trainer):
+            raise Diverged(trainer.state.step, "non-finite weights")
+        path = snapshot.save(trainer, self.folder)
+        trainer.last_checkpoint = path
+        if trainer.is_main:
+            trainer.emit("on_checkpoint", path)
+        return path
+
+    def on_phase_start(self, trainer: Trainer, phase: Phase) -> None:
+        self.every = phase.checkpoint_every
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        s = trainer.state.step
+        if self.every and s % self.every == 0 and s < trainer.limit:
+            self.save(trainer)
+
+    def on_interrupt(self, trainer: Trainer, signum: int) -> None:
+        self.save(trainer)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.save(trainer)
+
+
+class Progress(Callback):
+    """Four plain functions as a callback, for notebooks and tests that want to watch a run
+    without writing a class (the shape of the loop's callbacks before 0.2):
+    ``on_phase(name, index, steps, done)``, ``on_step(phase_step, step)``, ``on_log(row)``
+    and ``on_message(text)``."""
+
+    def __init__(self, on_phase: Any = None, on_step: Any = None, on_log: Any = None,
+                 on_message: Any = None) -> None:
+        none = lambda *a: None  # noqa: E731
+        self.on_phase, self.on_step = on_phase or none, on_step or none
+        self.on_row, self.on_text = on_log or none, on_message or none
+
+    def on_phase_start(self, trainer: Trainer, phase: Phase) -> None:
+        idx = trainer.state.phase
+        self.on_phase(phase.name, idx, trainer.phase_lengths[idx], trainer.state.phase_step)
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        self.on_step(trainer.phase_step_done, trainer.state.step)
+
+    def on_log(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self.on_row(row)
+
+    def on_message(self, trainer: Trainer, text: str) -> None:
+        self.on_text(text)
