@@ -10,13 +10,14 @@ checkpoint file; none of those know about each other.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganframe.errors import UserError
+from ganframe.errors import PluginError, UserError
 from ganframe.recipe import ResolvedRecipe
 from ganframe.registry import Registry
 
@@ -89,7 +90,6 @@ def train(
     and callbacks (``progress`` is one more, kept for callers written before 0.2)."""
 
     from ganframe import distributed, runfolder
-    from ganframe.checkpoint import CheckpointDir
     from ganframe.device import cpu_threads, select_device
 
     resolved = _ensure_resolved(recipe, overrides)
@@ -100,24 +100,71 @@ def train(
         raise UserError(f"--max-steps must be a positive number of steps, not {max_steps}.")
     rec = resolved.recipe
     dev = select_device(rec.device)
-    out_dir = Path(out) if out is not None else Path("runs") / rec.name
+    # an explicit --out is the user's choice; the default is runs/<name>, a checked name
+    out_dir = Path(out) if out is not None else runfolder.default_folder(rec.name,
+                                                                         resolved.source)
     info = distributed.from_env()
-    fresh = not runfolder.has_run(out_dir)
-    if info.is_main:  # only rank 0 writes; the others wait for the folder
-        runfolder.prepare(out_dir, resume=resume, force=force)
-    dev = distributed.init(info, dev)
     listeners = [*callbacks, *([progress] if progress is not None else [])]
+    restore_signals = _terminate_during_startup()
+    session = None
     try:
-        distributed.barrier(info)
-        with cpu_threads(rec.threads):
-            return _train_in(resolved, out_dir, dev, resume=resume, max_steps=max_steps,
-                             callbacks=listeners if info.is_main else [], dist_info=info)
-    except UserError:
-        if info.is_main and fresh and not CheckpointDir(out_dir / "checkpoints").steps():
-            runfolder.discard(out_dir)
+        if info.is_main:  # only rank 0 writes (and locks); the others wait for the folder
+            session = runfolder.open_run(out_dir, resume=resume, force=force)
+        dev = distributed.init(info, dev)
+        try:
+            distributed.barrier(info)
+            with cpu_threads(rec.threads):
+                return _train_in(resolved, out_dir, dev, resume=resume, max_steps=max_steps,
+                                 callbacks=listeners if info.is_main else [], dist_info=info,
+                                 notes=session.notes if session is not None else [])
+        finally:
+            distributed.shutdown(info)
+    except BaseException:
+        # Any way out before the first checkpoint (an error, a bug, Ctrl-C, SIGTERM) takes
+        # what this run created with it, so the same command works again.
+        if session is not None and session.fresh and not session.has_checkpoint():
+            session.discard()
         raise
     finally:
-        distributed.shutdown(info)
+        if session is not None:
+            session.close()
+        restore_signals()
+
+
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP before the training loop took over signals (during start-up):
+    the run folder is cleaned up, and the process exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def _terminate_during_startup() -> Callable[[], None]:
+    """Until the loop's own signal guard takes over (``on_run_start``), SIGTERM and SIGHUP
+    raise :class:`Terminated` instead of killing the process where it stands, so the start
+    of a run is cleaned up like any other failure. Returns what puts the old handlers back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:  # one exception; a second signal must not cut the clean-up short
+            fired.append(signum)
+            raise Terminated(signum)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+              if s is not None and signal.getsignal(s) is not signal.SIG_IGN]  # nohup stays
+    previous = {s: signal.signal(s, handler) for s in wanted}
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore
 
 
 def _train_in(
@@ -129,34 +176,29 @@ def _train_in(
     max_steps: int | None,
     callbacks: list[Callback],
     dist_info: DistInfo,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     from ganframe import runfolder, tomlwrite
     from ganframe.assemble import assemble
     from ganframe.checkpoint import CheckpointDir
     from ganframe.device import seed_everything, set_deterministic
     from ganframe.loop import resume as resume_rules
-    from ganframe.loop import snapshot
     from ganframe.run_record import make_record
 
     rec = resolved.recipe
     found = None
-    changes: list[resume_rules.Change] = []
     if resume:
         found = resume_rules.find_checkpoint(CheckpointDir(out_dir / runfolder.CHECKPOINTS),
                                              clean=dist_info.is_main)
     if found is not None:
-        # Every resume rule that needs no built network runs before anything is built or
-        # written: a refused resume leaves the run folder as it was.
-        latest, ckpt, old = found
-        resume_rules.check_world(old, dist_info.world, latest)
-        new_recipe, defaults = resolved.to_dict(), _current_defaults(resolved)
-        resume_rules.check_same_run(old, new_recipe, latest, defaults)
-        changes = resume_rules.check_recipe_changes(old, new_recipe, latest, defaults)
+        resume_rules.check_world(found[2], dist_info.world, found[0])
     seed_everything(rec.seed)
     set_deterministic(rec.deterministic)
     trainer = assemble(resolved, get_registry(), device=dev, out=out_dir, dist=dist_info,
                        record=None, data_root=data_root(), callbacks=callbacks)
     trainer.record = make_record(resolved, trainer.dataset.kind, trainer.data_info)
+    for note in notes:  # what opening the run folder did (a stale lock taken over...)
+        trainer.message(note)
     if dist_info.enabled:
         b = rec.train.batch_size
         layers = trainer.extras["sync_bn_layers"]
@@ -166,24 +208,39 @@ def _train_in(
             + (f"; {layers} batch-norm layer(s) use the global batch"
                if rec.train.sync_batchnorm else ""))
     if found is not None:
-        latest, ckpt, old = found
-        check_plugin_versions(old, latest)
-        snapshot.restore(trainer, ckpt, old)
-        trainer.plan()  # phase lengths are checked before anything is written
-        # The history of recipe changes goes on in every later checkpoint.
-        if old.resumes:
-            trainer.record = trainer.record.model_copy(update={"resumes": list(old.resumes)})
-        if changes:
-            trainer.record = trainer.record.with_resume(old.step, [c.record() for c in changes])
-        trainer.message(f"resuming from {latest} at step {trainer.state.step}")
-        if changes:
-            trainer.message(resume_rules.applied_message(changes, old.step))
+        _resume(trainer, resolved, *found)
     elif resume:
         trainer.message(f"no checkpoint in {out_dir}; starting from step 0")
     if dist_info.is_main:
         runfolder.write_atomic(out_dir / runfolder.RECIPE_FILE,
                                tomlwrite.dumps(resolved.to_dict()).encode())
     return trainer.fit(max_steps)
+
+
+def _resume(trainer: Any, resolved: ResolvedRecipe, latest: Path, ckpt: Any,
+            old: RunRecord) -> None:
+    """Check the resume against the run's record, then put the run back as it stood.
+
+    The recipe is compared after assembly because datasets resolve their data paths while
+    they are built (a shipped recipe records the absolute path); nothing has been written to
+    the run folder yet, so a refused resume leaves it as it was."""
+    from ganframe.loop import resume as resume_rules
+    from ganframe.loop import snapshot
+
+    new_recipe, defaults = resolved.to_dict(), _current_defaults(resolved)
+    resume_rules.check_same_run(old, new_recipe, latest, defaults)
+    changes = resume_rules.check_recipe_changes(old, new_recipe, latest, defaults)
+    check_plugin_versions(old, latest)
+    snapshot.restore(trainer, ckpt, old)
+    trainer.plan()  # phase lengths are checked before anything is written
+    # The history of recipe changes goes on in every later checkpoint.
+    if old.resumes:
+        trainer.record = trainer.record.model_copy(update={"resumes": list(old.resumes)})
+    if changes:
+        trainer.record = trainer.record.with_resume(old.step, [c.record() for c in changes])
+    trainer.message(f"resuming from {latest} at step {trainer.state.step}")
+    if changes:
+        trainer.message(resume_rules.applied_message(changes, old.step))
 
 
 def checkpoint_meta(resolved: ResolvedRecipe, data_kind: str, info: dict[str, Any]) -> dict:
@@ -288,8 +345,14 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
         ) from None
     config = _validate_config(spec, gen.config, path, record)
     dev = select_device(device)
-    model = spec.build(config, BuildContext(data_info=record.data_info, device=dev)).to(dev)
     prefix = "ema" if any(k.startswith("ema.") for k in ckpt.tensors) else "generator"
+    # The metadata describes the network; the tensors are what the file really holds. The
+    # description is checked against them on the meta device (no memory) before anything
+    # is built for real, so a small file cannot make us allocate a huge network.
+    budget = _SizeBudget(ckpt, prefix, gen.type, path)
+    budget.check_on_meta(spec, config, record.data_info)
+    with budget.guard():
+        model = spec.build(config, BuildContext(data_info=record.data_info, device=dev)).to(dev)
     restore_module(ckpt, prefix, model)
     model.eval()
     return LoadedCheckpoint(
@@ -302,6 +365,103 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
         ckpt.meta,
         record,
     )
+
+
+class _OverBudget(BaseException):
+    """Raised inside a guarded build (a BaseException, so that no factory's error handling
+    takes it for the factory's own failure); the guard turns it into a UserError."""
+
+
+class _SizeBudget:
+    """What a checkpoint's network may hold: the bytes and the number of tensors the file
+    stores under ``prefix``, plus room for buffers that are never saved."""
+
+    #: Parameters and buffers a network may hold beyond what its checkpoint stores (unsaved
+    #: buffers: masks, caches); more than that is metadata that does not fit the file.
+    SLACK_BYTES = 64 * 1024 * 1024
+    SLACK_TENSORS = 1024
+
+    def __init__(self, ckpt: Any, prefix: str, what: str, path: Path) -> None:
+        from ganframe.checkpoint import module_tensors
+
+        self.ckpt, self.prefix, self.what, self.path = ckpt, prefix, what, path
+        stored = module_tensors(ckpt, prefix)
+        self.stored_bytes = sum(t.numel() * t.element_size() for t in stored.values())
+        self.max_bytes = self.stored_bytes + self.SLACK_BYTES
+        self.max_tensors = len(stored) + self.SLACK_TENSORS
+        self.max_modules = 4 * len(stored) + self.SLACK_TENSORS
+
+    def refuse(self, declared: str) -> UserError:
+        return UserError(
+            f"{self.path}: the generator this checkpoint's metadata describes ({self.what!r}, "
+            f"{declared}) does not fit the {self.stored_bytes} bytes of {self.prefix!r} "
+            "weights the file stores: its metadata is damaged or was made to mislead, so "
+            "nothing was built. Use another checkpoint, or ask for the file again."
+        )
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Stop a build as soon as it registers more tensors, bytes or modules than the
+        budget allows (counted as they are registered, so the build stops early)."""
+        from torch.nn.modules import module as torch_module
+
+        seen = {"bytes": 0, "tensors": 0, "modules": 0}
+
+        def tensor(module: Any, name: str, value: Any) -> None:
+            if value is None:
+                return
+            seen["tensors"] += 1
+            seen["bytes"] += value.numel() * value.element_size()
+            if seen["bytes"] > self.max_bytes or seen["tensors"] > self.max_tensors:
+                raise _OverBudget(f"at least {seen['bytes']} bytes in {seen['tensors']} "
+                                  "tensors")
+
+        def submodule(module: Any, name: str, value: Any) -> None:
+            seen["modules"] += 1
+            if seen["modules"] > self.max_modules:
+                raise _OverBudget(f"more than {self.max_modules} modules")
+
+        handles = [torch_module.register_module_parameter_registration_hook(tensor),
+                   torch_module.register_module_buffer_registration_hook(tensor),
+                   torch_module.register_module_module_registration_hook(submodule)]
+        try:
+            yield
+        except _OverBudget as exc:
+            raise self.refuse(str(exc)) from None
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def check_on_meta(self, spec: Any, config: Any, data_info: dict[str, Any]) -> None:
+        """Build on the meta device and compare with the stored tensors: names, shapes and
+        bytes. A network that cannot be built on the meta device is left to the guarded
+        real build (which stops at the first tensor over the budget)."""
+        import warnings
+
+        import torch
+
+        from ganframe.checkpoint import restore_module
+        from ganframe.components import BuildContext
+
+        meta = torch.device("meta")
+        try:
+            with self.guard(), meta:
+                model = spec.build(config, BuildContext(data_info=data_info, device=meta))
+        except PluginError:  # the plugin's code cannot run on the meta device
+            return
+        except UserError:
+            raise
+        except Exception:
+            return
+        if not isinstance(model, torch.nn.Module):
+            return
+        with warnings.catch_warnings():  # "copying into a meta parameter is a no-op"
+            warnings.simplefilter("ignore")
+            restore_module(self.ckpt, self.prefix, model)  # names the first differences
+        total = sum(t.numel() * t.element_size()
+                    for t in [*model.parameters(), *model.buffers()])
+        if total > self.max_bytes:
+            raise self.refuse(f"{total} bytes")
 
 
 def _validate_config(spec: Any, options: dict[str, Any], path: Path, record: RunRecord) -> Any:
@@ -444,63 +604,213 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """Evaluate metrics on a checkpoint: the recipe's ``[[metrics]]`` or the types named
     (with the recipe's options where it lists them). ``overrides`` are ``METRIC.option=value``
-    items, e.g. ``mnist-fid.n_samples=10000`` for a FID on more samples than training used."""
-    import torch
-    from pydantic import ValidationError
+    items, e.g. ``mnist-fid.n_samples=10000`` for a FID on more samples than training used,
+    and ``data.KEY=VALUE`` items for the data the metrics compare with (``data.path=...``).
 
-    from ganframe.components import BuildContext, EvalContext
+    Which files ganframe reads is the user's choice, never a checkpoint's: unless the
+    checkpoint lies in a run folder ganframe made here (:func:`ganframe.runfolder.is_own_run`),
+    the options of its recorded recipe that take free text (paths, file names) are not used:
+    they are the defaults or what ``overrides`` set."""
+    import torch
+
+    from ganframe import runfolder
+    from ganframe.components import EvalContext
     from ganframe.run_record import RunRecord
 
     ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
     record = ckpt.record if ckpt.record is not None else RunRecord.from_meta(ckpt.meta, ckpt.path)
     registry = get_registry()
-    tables = [dict(t) for t in ckpt.recipe.get("metrics", [])]
-    if metrics:
-        # A metric the recipe configures keeps the recipe's options (its temperature, its
-        # sample count), so `--metric bleu` measures what training logged; others get defaults.
-        configured = {t["type"]: t for t in reversed(tables)}
-        tables = [configured.get(m, {"type": m}) for m in metrics]
-    if not tables:
-        raise UserError(
-            f"{ckpt.path}: the run's recipe has no [[metrics]]; name one with --metric "
-            f"(available: {', '.join(registry.names('metric')) or 'none'})."
-        )
-    changed = _override_metric_options(tables, overrides)
+    trusted = runfolder.is_own_run(ckpt.path)
+    data_items = [o for o in overrides if o.strip().startswith("data.")]
+    tables, dropped = _metric_tables(ckpt, metrics, registry, trusted)
+    changed = _override_metric_options(tables, [o for o in overrides if o not in data_items])
+    data_table, data_dropped = _data_table(ckpt, data_items, registry, trusted)
+    _warn_untrusted(ckpt.path, data_dropped + dropped)
     device = next(iter(ckpt.generator.parameters()), torch.empty(0)).device
     results = {}
     for table in tables:
-        options = {k: v for k, v in table.items() if k not in ("type", "every")}
         spec = registry.get("metric", table["type"])
-        if table["type"] in changed:
-            try:
-                config = spec.config_model().model_validate(options)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise UserError(
-                    f"--set {table['type']}.{where}: {err['msg']} (metric {spec.name!r} of "
-                    f"plugin {spec.plugin})."
-                ) from None
-        else:
-            config = _validate_config(spec, options, ckpt.path, record)
-        recipe_dir = record.recipe_dir
-        ctx = BuildContext(
-            data_info=ckpt.info, device=device, seed=seed, data_root=data_root(),
-            recipe_dir=Path(recipe_dir) if recipe_dir else None,
-        )
-        data_table = ckpt.recipe.get("data")
-        if data_table:
-            try:
-                dspec = registry.get("dataset", data_table["type"])
-                ctx.build_data = lambda c, s=dspec, x=ctx: s.build(c, x)
-                ctx.data_config = dspec.config_model().model_validate(
-                    {k: v for k, v in data_table.items() if k != "type"}
-                )
-            except UserError:
-                pass
+        config = _metric_config(spec, table, table["type"] in changed, ckpt.path, record)
+        ctx = _eval_context(ckpt, record, registry, data_table, trusted, data_items, device,
+                            seed)
         metric = spec.build(config, ctx)
         with torch.no_grad():
             results[table["type"]] = metric.evaluate(
                 ckpt.generator, None, EvalContext(device, seed, ckpt.info)
             )
     return results
+
+
+class UntrustedOptionsWarning(UserWarning):
+    """Options a checkpoint's recipe records were not used: the checkpoint is not in a run
+    folder ganframe made here, and they could name files."""
+
+
+def _warn_untrusted(path: Path, dropped: list[str]) -> None:
+    import warnings
+
+    if dropped:
+        warnings.warn(
+            f"{path}: not in a run folder made here, so these options of its recipe are not "
+            f"used (a received checkpoint does not choose which files are read): "
+            f"{', '.join(dropped)}; give them with --set, e.g. --set data.path=FILE",
+            UntrustedOptionsWarning, stacklevel=3)
+
+
+def _is_free_text(annotation: Any) -> bool:
+    """Whether a config field can hold free text, which could name a file or a folder: a
+    string or path anywhere in its type (numbers, switches and listed choices cannot)."""
+    import enum
+    import os
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal or annotation in (bool, int, float, type(None)):
+        return False
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum | int | float):
+            return False
+        if issubclass(annotation, str | bytes | os.PathLike):
+            return True
+        fields = getattr(annotation, "model_fields", None)  # a nested pydantic model
+        if fields is not None:
+            return any(_is_free_text(f.annotation) for f in fields.values())
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _is_free_text(args[0])
+    return not args or any(_is_free_text(a) for a in args)
+
+
+def _recorded(table: dict[str, Any], spec: Any, trusted: bool, where: str
+              ) -> tuple[dict[str, Any], list[str]]:
+    """A component table recorded in a checkpoint, as ganframe may use it: whole for the
+    user's own run, else without the options that take free text (paths, file names); and
+    the keys left out."""
+    if trusted:
+        return dict(table), []
+    try:
+        fields = spec.config_model().model_fields
+    except Exception:  # a broken config model: the build reports it
+        fields = {}
+
+    def usable(key: str, value: Any) -> bool:
+        if key in ("type", "every"):
+            return True
+        field = fields.get(key)
+        # free text is left out, unless it is the option's default anyway
+        return field is not None and (not _is_free_text(field.annotation)
+                                      or value == field.get_default(call_default_factory=True))
+
+    kept = {k: v for k, v in table.items() if usable(k, v)}
+    dropped = [f"{where}.{k}" for k in table if k not in kept and k != "every"]
+    return kept, dropped
+
+
+def _metric_tables(ckpt: LoadedCheckpoint, metrics: Sequence[str] | None, registry: Registry,
+                   trusted: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    recorded = [t for t in ckpt.recipe.get("metrics", []) if isinstance(t, dict) and "type" in t]
+    if metrics:
+        # A metric the recipe configures keeps the recipe's options (its temperature, its
+        # sample count), so `--metric bleu` measures what training logged; others get defaults.
+        configured = {t["type"]: t for t in reversed(recorded)}
+        recorded = [configured.get(m, {"type": m}) for m in metrics]
+    if not recorded:
+        raise UserError(
+            f"{ckpt.path}: the run's recipe has no [[metrics]]; name one with --metric "
+            f"(available: {', '.join(registry.names('metric')) or 'none'})."
+        )
+    tables, dropped = [], []
+    for table in recorded:
+        spec = registry.get("metric", table["type"])
+        kept, left_out = _recorded(table, spec, trusted, f"metrics.{table['type']}")
+        tables.append(kept)
+        dropped += left_out
+    return tables, dropped
+
+
+def _data_table(ckpt: LoadedCheckpoint, items: Sequence[str], registry: Registry,
+                trusted: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """The [data] table the metrics may build data from (see :func:`evaluate`), with the
+    user's ``data.KEY=VALUE`` items applied; None when the recipe has none."""
+    from ganframe.recipe import parse_override
+
+    table = ckpt.recipe.get("data")
+    if not isinstance(table, dict) or not isinstance(table.get("type"), str):
+        if items:
+            raise UserError(f"--set {items[0]!r}: {ckpt.path} records no [data] table to set "
+                            "options of.")
+        return None, []
+    try:
+        spec = registry.get("dataset", table["type"])
+    except UserError:
+        if items:
+            raise
+        return None, []
+    kept, dropped = _recorded(table, spec, trusted, "data")
+    for item in items:
+        parts, value = parse_override(item)
+        if len(parts) != 2 or parts[1] == "type":
+            raise UserError(f"--set {item!r}: expected data.KEY=VALUE for an option of the "
+                            f"{table['type']!r} dataset, e.g. --set data.path=poems.txt.")
+        kept[parts[1]] = value
+        dropped = [d for d in dropped if d != f"data.{parts[1]}"]
+    return kept, dropped
+
+
+def eval_data_table(checkpoint: LoadedCheckpoint, overrides: Sequence[str] = ()
+                    ) -> dict[str, Any] | None:
+    """The [data] table a command may build a checkpoint's data from (the data its metrics
+    compare with): the recorded one for the user's own run, else without its free-text
+    options (paths, file names), with ``data.KEY=VALUE`` items from the user on top. See
+    :func:`evaluate`."""
+    from ganframe import runfolder
+
+    table, _ = _data_table(checkpoint, list(overrides), get_registry(),
+                           runfolder.is_own_run(checkpoint.path))
+    return table
+
+
+def _metric_config(spec: Any, table: dict[str, Any], changed: bool, path: Path,
+                   record: RunRecord) -> Any:
+    from pydantic import ValidationError
+
+    options = {k: v for k, v in table.items() if k not in ("type", "every")}
+    if not changed:
+        return _validate_config(spec, options, path, record)
+    try:
+        return spec.config_model().model_validate(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(
+            f"--set {table['type']}.{where}: {err['msg']} (metric {spec.name!r} of "
+            f"plugin {spec.plugin})."
+        ) from None
+
+
+def _eval_context(ckpt: LoadedCheckpoint, record: RunRecord, registry: Registry,
+                  data_table: dict[str, Any] | None, trusted: bool, items: Sequence[str],
+                  device: torch.device, seed: int) -> Any:
+    """The metrics' build context: the data factory and config when there is data to build
+    (a relative path resolves against the recipe's folder only for the user's own run)."""
+    from pydantic import ValidationError
+
+    from ganframe.components import BuildContext
+
+    recipe_dir = record.recipe_dir if trusted else None
+    ctx = BuildContext(data_info=ckpt.info, device=device, seed=seed, data_root=data_root(),
+                       recipe_dir=Path(recipe_dir) if recipe_dir else None)
+    if data_table is None:
+        return ctx
+    dspec = registry.get("dataset", data_table["type"])
+    try:
+        ctx.data_config = dspec.config_model().model_validate(
+            {k: v for k, v in data_table.items() if k != "type"})
+    except ValidationError as exc:
+        if not items:
+            return ctx  # the metrics that need data say so
+        err = exc.errors()[0]
+        raise UserError(f"--set data.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} "
+                        f"(dataset {dspec.name!r} of plugin {dspec.plugin}).") from None
+    ctx.build_data = lambda c, s=dspec, x=ctx: s.build(c, x)
+    return ctx

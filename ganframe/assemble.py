@@ -20,7 +20,7 @@ from torch import nn
 
 from ganframe import distributed
 from ganframe.components import BuildContext
-from ganframe.errors import UserError
+from ganframe.errors import PluginError, UserError
 from ganframe.loop.callbacks import (
     Checkpointing,
     LogScalars,
@@ -45,14 +45,115 @@ NETWORKS = ("generator", "critic")
 
 
 def naming(source: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Call ``fn``; a UserError it raises is prefixed with the recipe file it concerns."""
+    """Call ``fn``; a UserError it raises is prefixed with the recipe file it concerns (a
+    PluginError names its plugin and component instead, and keeps its traceback)."""
     try:
         return fn(*args)
+    except PluginError:
+        raise
     except UserError as exc:
         text = str(exc)
         if text.startswith(source):
             raise
         raise UserError(f"{source}: {text}") from None
+
+
+def sized(resolved: ResolvedRecipe, place: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn`` (which builds the component at ``place``); a failure to get the memory
+    or sizes its options ask for (widths of 2**62, counts beyond memory) is a UserError
+    naming the recipe, the component and its options, not an internal error or a plugin
+    bug."""
+    try:
+        return fn(*args)
+    except PluginError as exc:  # the registry's wrapper around a factory's own exception
+        if exc.original is not None and _too_big(exc.original):
+            raise _size_error(resolved, place, exc.original) from None
+        raise
+    except UserError:
+        raise
+    except (MemoryError, OverflowError, RuntimeError, ValueError) as exc:
+        if _too_big(exc):
+            raise _size_error(resolved, place, exc) from None
+        raise
+
+
+_SIZE_WORDS = ("alloc", "out of memory", "overflow", "too large", "too big", "numel",
+               "invalid size", "size calculation", "maximum size")
+
+
+def _too_big(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError | OverflowError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError | ValueError) and any(w in text for w in _SIZE_WORDS)
+
+
+def _size_error(resolved: ResolvedRecipe, place: str, exc: BaseException) -> UserError:
+    entry = resolved.components.get(place)
+    if entry is not None:
+        spec, config = entry
+        options = ", ".join(f"{k}={v!r}" for k, v in config.model_dump().items())
+        what = f"{spec.kind} {spec.qualified_name} ({options[:300]})"
+    else:
+        what = place
+    detail = " ".join(str(exc).split())[:200]
+    return UserError(
+        f"{resolved.source}: {place}: {what} cannot be built with these sizes: "
+        f"{type(exc).__name__}: {detail}. Lower the sizes or counts in its table."
+    )
+
+
+#: A network whose weights, gradients and two optimiser moments would need more than the
+#: device's memory is refused before it is built (on the meta device, no memory used).
+_NETWORK_COPIES = 4
+
+
+def _network(resolved: ResolvedRecipe, name: str, ctx: BuildContext) -> nn.Module:
+    spec, config = resolved.component(name)
+    _check_network_size(resolved, name, spec, config, ctx)
+    return spec.build(config, ctx).to(ctx.device)
+
+
+def _check_network_size(resolved: ResolvedRecipe, name: str, spec: Any, config: Any,
+                        ctx: BuildContext) -> None:
+    """Build the network on the meta device first (shapes only) and refuse one that cannot
+    fit: a width of 60,000 allocates without failing and then exhausts the machine. The
+    random generators are put back, so the real build draws exactly what it always drew."""
+    import random
+
+    import numpy as np
+
+    limit = _device_memory(ctx.device)
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        cuda = [ctx.device] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.device("meta"):
+            probe = spec.build(config, ctx)
+        tensors = [*probe.parameters(), *probe.buffers()]
+        need = sum(t.numel() * t.element_size() for t in tensors) * _NETWORK_COPIES
+    except Exception:  # a factory that cannot be built on meta is built for real, unchecked
+        return
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    if limit and need > limit:
+        raise _size_error(resolved, name, MemoryError(
+            f"its weights, gradients and optimiser state need about {need / 2**30:,.1f} GiB, "
+            f"more than the {limit / 2**30:,.1f} GiB of {ctx.device}"))
+
+
+def _device_memory(device: torch.device) -> int:
+    """Total memory of the device in bytes (0: unknown, no check)."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, RuntimeError, AttributeError):
+        return 0
+    return 0
 
 
 def _data(resolved: ResolvedRecipe, device: torch.device,
@@ -65,7 +166,7 @@ def _data(resolved: ResolvedRecipe, device: torch.device,
         return data_spec.build(config, BuildContext(
             device=device, seed=rec.seed, recipe_dir=resolved.recipe_dir, data_root=data_root))
 
-    dataset = naming(resolved.source, build_data, data_config)
+    dataset = sized(resolved, "data", naming, resolved.source, build_data, data_config)
     ctx = BuildContext(data_info=dict(dataset.info()), device=device, seed=rec.seed,
                        recipe_dir=resolved.recipe_dir, data_root=data_root,
                        data_config=data_config, build_data=build_data)
@@ -78,8 +179,7 @@ def _networks(resolved: ResolvedRecipe, ctx: BuildContext, dist: DistInfo
     nets: dict[str, nn.Module | None] = {}
     for name in NETWORKS:
         if name in resolved.components:
-            spec, config = resolved.component(name)
-            nets[name] = spec.build(config, ctx).to(ctx.device)
+            nets[name] = sized(resolved, name, _network, resolved, name, ctx)
         else:
             nets[name] = None
     present = [n for n in nets.values() if n is not None]
@@ -159,7 +259,7 @@ def _phases(resolved: ResolvedRecipe, ctx: BuildContext, has_critic: bool) -> li
 
         def make(place: str = place) -> Any:
             spec, config = resolved.component(place)
-            objective = spec.build(config, ctx)
+            objective = sized(resolved, place, spec.build, config, ctx)
             if objective.trains_critic and not has_critic:
                 raise UserError(f"{resolved.source}: critic: missing [critic] table; {place} "
                                 f"({spec.name}) trains a critic.")
@@ -178,7 +278,8 @@ def _built(resolved: ResolvedRecipe, prefix: str, ctx: BuildContext) -> list[tup
     index = 0
     while f"{prefix}.{index}" in resolved.components:
         spec, config = resolved.component(f"{prefix}.{index}")
-        out.append((spec, naming(resolved.source, spec.build, config, ctx)))
+        out.append((spec, sized(resolved, f"{prefix}.{index}", naming, resolved.source,
+                                spec.build, config, ctx)))
         index += 1
     return out
 

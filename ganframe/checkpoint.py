@@ -27,14 +27,16 @@ import random
 import re
 import shutil
 import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NoReturn
 
 import numpy as np
 import safetensors
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from ganframe import safetensors_write
@@ -52,6 +54,7 @@ __all__ = [
     "restore_optimizer",
     "restore_rng",
     "save_checkpoint",
+    "torch_rng_state",
 ]
 
 #: Bumped when the layout changes in a way an older ganframe could misread.
@@ -66,6 +69,59 @@ _RNG_PREFIX = "rng."
 _RESERVED_MODULE_NAMES = frozenset({"optim", "rng"})
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
 _LAST_NAME = "last.safetensors"
+_CHECKSUMS = "checksums"
+_CRC32 = "crc32"
+
+# -- the types of the metadata keys this module owns (others: ganframe.run_record) ---------
+_OWNED = ConfigDict(strict=True, extra="allow")
+_JsonLeaf = None | bool | int | float | str
+
+
+class _StateEntry(BaseModel):
+    model_config = _OWNED
+    tensors: list[str]
+    values: dict[str, _JsonLeaf | list[_JsonLeaf]]
+
+
+class _GroupEntry(BaseModel):
+    model_config = _OWNED
+    hyper: dict[str, Any]
+    tensors: list[str]
+    shapes: list[list[Annotated[int, Field(ge=0)]]]
+
+
+class _OptimizerEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", populate_by_name=True)
+    class_: str = Field(alias="class")
+    state: dict[str, _StateEntry]
+    param_groups: list[_GroupEntry]
+
+
+class _NumpyRng(BaseModel):
+    model_config = _OWNED
+    name: str
+    pos: int
+    has_gauss: int
+    cached_gaussian: float
+
+
+class _RngEntry(BaseModel):
+    model_config = _OWNED
+    python: list[Any] = Field(min_length=3, max_length=3)
+    numpy: _NumpyRng
+
+
+class _ChecksumEntry(BaseModel):
+    model_config = _OWNED
+    algorithm: Literal["crc32"]
+    tensors: dict[str, Annotated[int, Field(ge=0, lt=2**32)]]
+
+
+class _OwnedKeys(BaseModel):
+    model_config = _OWNED
+    optimizers: dict[str, _OptimizerEntry] = Field(default_factory=dict)
+    rng: _RngEntry | None = None
+    checksums: _ChecksumEntry | None = None
 _MAX_LISTED = 5
 
 
@@ -94,11 +150,14 @@ def save_checkpoint(
     meta: Mapping[str, Any],
     extra_tensors: Mapping[str, torch.Tensor] | None = None,
     rng: bool = True,
+    checksums: bool = True,
 ) -> Path:
     """Write a checkpoint atomically and return its path.
 
-    ``meta`` must be JSON-able; the keys ``format``, ``torch``, ``optimizers`` and ``rng`` are
-    owned by this module and replaced. A module may be any object with ``state_dict()``
+    ``meta`` must be JSON-able; the keys ``format``, ``torch``, ``optimizers``, ``rng`` and
+    ``checksums`` are owned by this module and replaced. ``checksums`` stores a CRC-32 of
+    every tensor's bytes, which :func:`read_checkpoint` verifies (off only to measure what
+    they cost). A module may be any object with ``state_dict()``
     returning tensors (objectives with internal state qualify). Names of modules and
     optimizers must not contain dots, so that no two prefixes can overlap.
     """
@@ -138,8 +197,14 @@ def save_checkpoint(
     doc["torch"] = torch.__version__
     doc["optimizers"] = optim_meta
     doc.pop("rng", None)
+    doc.pop(_CHECKSUMS, None)
     if rng:
         doc["rng"] = _capture_rng(tensors)
+    if checksums:
+        # Off-CPU tensors are copied once here and streamed from that copy below.
+        tensors = {k: _cpu_contiguous(v) for k, v in tensors.items()}
+        doc[_CHECKSUMS] = {"algorithm": _CRC32,
+                           "tensors": {k: _crc32(v) for k, v in tensors.items()}}
 
     # Streamed from the tensors' own memory (no copy of what is already on the CPU); the
     # training loop is paused while we write, so nothing changes under us.
@@ -153,6 +218,17 @@ def save_checkpoint(
     # (CheckpointDir.steps) never take a half-written file for a checkpoint.
     atomic_write(path, plan.write_to)
     return path
+
+
+def _cpu_contiguous(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    return t if t.device.type == "cpu" and t.is_contiguous() else t.to("cpu").contiguous()
+
+
+def _crc32(t: torch.Tensor) -> int:
+    """CRC-32 of a CPU tensor's bytes as the file stores them (little-endian, row-major)."""
+    raw = _cpu_contiguous(t).reshape(-1).view(torch.uint8)
+    return zlib.crc32(memoryview(raw.numpy())) if raw.numel() else 0
 
 
 def _check_part_name(name: str, what: str) -> None:
@@ -238,13 +314,42 @@ def _capture_rng(tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> Checkpoint:
+def read_checkpoint(
+    path: Path, *, device: str | torch.device = "cpu", verify: bool = True
+) -> Checkpoint:
     """Verify a checkpoint file and load all its tensors onto ``device``.
 
-    Every way a file can be wrong (missing, truncated, corrupt, not ours, too new) is a
-    :class:`UserError` naming the file, because users do pass the wrong file.
+    Every way a file can be wrong (missing, truncated, corrupt, not ours, too new, a tensor
+    whose bytes no longer match the checksum written with it) is a :class:`UserError` naming
+    the file, because users do pass the wrong file. ``verify=False`` skips the checksums
+    (only to measure what they cost).
     """
     path = Path(path)
+    for attempt in range(3):
+        # A run replaces last.safetensors while others read it (sample, eval: no lock):
+        # a read that fails because the file was replaced under it reads the new file.
+        before = _file_identity(path)
+        try:
+            meta, tensors = _read_tensors(path, device)
+            if verify:
+                _verify_checksums(path, meta, tensors)
+            break
+        except UserError:
+            if attempt == 2 or _file_identity(path) == before:
+                raise
+    return Checkpoint(path=path, tensors=tensors, meta=meta)
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _read_tensors(path: Path, device: str | torch.device
+                  ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     _read_header(path)
     try:
         with safetensors.safe_open(str(path), framework="pt", device=str(device)) as f:
@@ -255,13 +360,43 @@ def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> Checkp
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except UserError:
         raise
+    except MemoryError:
+        raise UserError(
+            f"Cannot read checkpoint {path}: its tensors do not fit in memory "
+            f"({path.stat().st_size} bytes on disk)."
+        ) from None
     except (safetensors.SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise UserError(
             f"Cannot read checkpoint {path}: its tensors could not be loaded ({exc}). The file "
             "is probably corrupt; use another checkpoint (step-*.safetensors in the same "
             "folder) or copy it again."
         ) from exc
-    return Checkpoint(path=path, tensors=tensors, meta=meta)
+    return meta, tensors
+
+
+def _verify_checksums(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Each tensor's bytes against the CRC-32 written with it (checkpoints from before
+    checksums have none: nothing to verify)."""
+    doc = meta.get(_CHECKSUMS)
+    if doc is None:
+        return
+    stored = doc["tensors"]  # shape checked by _parse_meta
+    what = None
+    if set(stored) != set(tensors):
+        odd = sorted(set(stored) ^ set(tensors))
+        what = f"its tensors and its list of checksums differ ({', '.join(odd[:3])}...)"
+    else:
+        bad = [k for k, t in tensors.items() if _crc32(t) != stored[k]]
+        if bad:
+            what = (f"the bytes of tensor {bad[0]!r}"
+                    + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+                    + " do not match the checksum written with them")
+    if what:
+        raise UserError(
+            f"Checkpoint {path} is damaged: {what}, so a bit changed on disk or in a copy. "
+            "Use another checkpoint (the step-*.safetensors files in the same folder; "
+            "--resume picks last.safetensors first) or copy it again."
+        )
 
 
 def _read_header(path: Path) -> dict[str, Any]:
@@ -338,6 +473,12 @@ def _read_header(path: Path) -> dict[str, Any]:
             f"{needed} bytes of data but only {data_len} are present). Use another checkpoint "
             "(step-*.safetensors in the same folder) or copy it again."
         )
+    if needed < data_len:
+        raise UserError(
+            f"Cannot read checkpoint {path}: the file has {data_len - needed} byte(s) after "
+            "its last tensor, so something was appended to it or it was damaged. Use another "
+            "checkpoint (step-*.safetensors in the same folder) or copy it again."
+        )
 
     metadata = header.get("__metadata__")
     text = metadata.get(_META_KEY) if isinstance(metadata, dict) else None
@@ -373,7 +514,23 @@ def _parse_meta(path: Path, text: Any) -> dict[str, Any]:
             f"ganframe reads format {FORMAT_VERSION} at most. Upgrade ganframe "
             "(pip install -U ganframe) to read it."
         )
+    _check_owned(path, meta)
     return meta
+
+
+def _check_owned(path: Path, meta: dict[str, Any]) -> None:
+    """The types of the keys this module writes (``optimizers``, ``rng``, ``checksums``),
+    so that restoring never meets a list where it expects a table."""
+    try:
+        _OwnedKeys.model_validate(meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(
+            f"Cannot read checkpoint {path}: its metadata entry {where} is damaged "
+            f"({err['msg']}). Use another checkpoint (step-*.safetensors in the same folder) "
+            "or copy it again."
+        ) from None
 
 
 def _foreign_hint(head: bytes) -> str:
@@ -496,10 +653,14 @@ def restore_optimizer(ckpt: Checkpoint, name: str, optimizer: torch.optim.Optimi
             group[key] = value
         for key in saved["tensors"]:
             group[key] = _need(ckpt, f"{_OPTIM_PREFIX}{name}.group.{gi}.{key}").clone()
+        for key, value in live_group.items():  # a key the file lacks: the recipe's value
+            group.setdefault(key, value)
         group["params"] = live_group["params"]
         groups.append(group)
     if problems:
         raise UserError(f"{where}: {_listing(problems)}. {what_to_do}")
+    _check_optimizer_state(ckpt, name, doc, [p for g in optimizer.param_groups
+                                             for p in g["params"]])
 
     state: dict[int, dict[str, Any]] = {}
     for index, entry in doc["state"].items():
@@ -512,11 +673,52 @@ def restore_optimizer(ckpt: Checkpoint, name: str, optimizer: torch.optim.Optimi
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def _check_optimizer_state(
+    ckpt: Checkpoint, name: str, doc: dict[str, Any], params: list[torch.Tensor]
+) -> None:
+    """The optimiser's per-parameter state, as the metadata describes it, fits the live
+    parameters: every index names a parameter, every entry has the keys the others have,
+    every state tensor is a scalar or shaped like its parameter, and the file holds exactly
+    the state tensors the metadata lists. Otherwise the first optimiser step would fail
+    deep inside torch."""
+    problems: list[str] = []
+    listed: set[str] = set()
+    keys: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+    for index, entry in doc["state"].items():
+        if not index.isdigit() or int(index) >= len(params):
+            problems.append(f"state {index!r} names no parameter (there are {len(params)})")
+            continue
+        param = params[int(index)]
+        keys.add((tuple(sorted(entry["tensors"])), tuple(sorted(entry["values"]))))
+        for key in entry["tensors"]:
+            tname = f"{_OPTIM_PREFIX}{name}.state.{index}.{key}"
+            listed.add(tname)
+            t = _need(ckpt, tname)
+            if t.numel() > 1 and tuple(t.shape) != tuple(param.shape):
+                problems.append(f"{tname} has shape {_shape(t)} but its parameter "
+                                f"{tuple(param.shape)}")
+    if len(keys) > 1:
+        problems.append("its parameters' states hold different entries")
+    listed |= {f"{_OPTIM_PREFIX}{name}.group.{gi}.{key}"
+               for gi, g in enumerate(doc["param_groups"]) for key in g["tensors"]}
+    stray = sorted(k for k in ckpt.tensors
+                   if k.startswith(f"{_OPTIM_PREFIX}{name}.") and k not in listed)
+    if stray:
+        problems.append(f"tensor {stray[0]!r} is not described by its metadata")
+    if problems:
+        raise UserError(
+            f"Checkpoint {ckpt.path} is damaged: the state of the {name} optimizer does not fit "
+            f"its networks: {_listing(problems)}. Use another checkpoint (step-*.safetensors in "
+            "the same folder)."
+        )
+
+
 def restore_rng(ckpt: Checkpoint) -> None:
     """Put torch (CPU and CUDA), Python and numpy global generators back where they were.
 
     CUDA states are restored only for devices that exist now, so a checkpoint from a GPU run
-    can still be resumed on the CPU.
+    can still be resumed on the CPU. Every state is checked (size, range, on a scratch
+    generator) before any generator is changed, so a damaged one changes nothing.
     """
     doc = ckpt.meta.get("rng")
     if doc is None or "rng.torch" not in ckpt.tensors:
@@ -524,17 +726,68 @@ def restore_rng(ckpt: Checkpoint) -> None:
             f"Checkpoint {ckpt.path} holds no random number generator state, so a resumed run "
             "cannot continue exactly. Resume from a checkpoint written during training."
         )
-    torch.set_rng_state(ckpt.tensors["rng.torch"].to("cpu", torch.uint8))
+    cpu = torch_rng_state(ckpt, "rng.torch")
+    cuda = {}
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
-            state = ckpt.tensors.get(f"rng.cuda.{i}")
-            if state is not None:
-                torch.cuda.set_rng_state(state.to("cpu", torch.uint8), i)
+            if f"rng.cuda.{i}" in ckpt.tensors:
+                cuda[i] = _rng_tensor(ckpt, f"rng.cuda.{i}", torch.cuda.get_rng_state(i))
     version, internal, gauss_next = doc["python"]
-    random.setstate((version, tuple(internal), gauss_next))
     npd = doc["numpy"]
-    keys = _need(ckpt, "rng.numpy.keys").to("cpu").numpy().astype(np.uint32)
-    np.random.set_state((npd["name"], keys, npd["pos"], npd["has_gauss"], npd["cached_gaussian"]))
+    keys = _need(ckpt, "rng.numpy.keys").to("cpu")
+    if keys.dtype != torch.int64 or keys.numel() != 624 or keys.dim() != 1 or bool(
+        ((keys < 0) | (keys >= 2**32)).any()
+    ):
+        _bad_rng(ckpt, "rng.numpy.keys", "it must be 624 integers in [0, 2**32)")
+    if npd["name"] != "MT19937" or not 0 <= npd["pos"] <= 624 or npd["has_gauss"] not in (0, 1):
+        _bad_rng(ckpt, "rng.numpy", "it must be an MT19937 state with pos in 0..624 and "
+                 "has_gauss 0 or 1")
+    np_state = (npd["name"], keys.numpy().astype(np.uint32), npd["pos"], npd["has_gauss"],
+                npd["cached_gaussian"])
+    if not (isinstance(internal, list) and len(internal) == 625 and all(
+        isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**32 for x in internal
+    )):
+        _bad_rng(ckpt, "rng.python", "its state must be 625 integers in [0, 2**32)")
+    py_state = (version, tuple(internal), gauss_next)
+    try:
+        random.Random().setstate(py_state)
+    except (TypeError, ValueError, OverflowError) as exc:
+        _bad_rng(ckpt, "rng.python", str(exc))
+    try:
+        np.random.RandomState().set_state(np_state)
+    except (TypeError, ValueError, OverflowError) as exc:
+        _bad_rng(ckpt, "rng.numpy", str(exc))
+    torch.set_rng_state(cpu)
+    for i, state in cuda.items():
+        torch.cuda.set_rng_state(state, i)
+    random.setstate(py_state)
+    np.random.set_state(np_state)
+
+
+def torch_rng_state(ckpt: Checkpoint, key: str) -> torch.Tensor:
+    """The torch CPU generator state stored under ``key``, checked: right size and dtype,
+    and accepted by a scratch generator."""
+    state = _rng_tensor(ckpt, key, torch.get_rng_state())
+    try:
+        torch.Generator().set_state(state)
+    except (RuntimeError, ValueError) as exc:
+        _bad_rng(ckpt, key, str(exc).splitlines()[0])
+    return state
+
+
+def _rng_tensor(ckpt: Checkpoint, key: str, like: torch.Tensor) -> torch.Tensor:
+    state = _need(ckpt, key)
+    if state.dtype != torch.uint8 or state.dim() != 1 or state.numel() != like.numel():
+        _bad_rng(ckpt, key, f"it holds {state.numel()} {state.dtype} values, a generator "
+                 f"state is {like.numel()} bytes")
+    return state.to("cpu")
+
+
+def _bad_rng(ckpt: Checkpoint, key: str, why: str) -> NoReturn:
+    raise UserError(
+        f"Checkpoint {ckpt.path} is damaged: its random generator state {key} is not valid "
+        f"({why}). Use another checkpoint (step-*.safetensors in the same folder)."
+    )
 
 
 def _need(ckpt: Checkpoint, key: str) -> torch.Tensor:

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ganframe.errors import UserError
+from ganframe.errors import PluginError, UserError
+from ganframe.textsafe import printable
 from ganframe.version import __version__
 
 #: Click's Context and Command, as typer provides them (recent typer vendors its own click,
@@ -40,13 +42,14 @@ class _WithPluginCommands(TyperGroup):
     """
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        disabled, i = [], 0
+        disabled, i, debug = [], 0, False
         while i < len(args):
             arg = args[i]
             if arg in ("-p", "--disable-plugin"):
                 disabled += args[i + 1 : i + 2]
                 i += 2
                 continue
+            debug = debug or arg == "--debug"  # plugin commands load before _main runs
             if arg.startswith("--disable-plugin="):
                 disabled.append(arg.split("=", 1)[1])
             elif arg.startswith("-p") and len(arg) > 2:
@@ -54,7 +57,7 @@ class _WithPluginCommands(TyperGroup):
             elif not arg.startswith("-"):
                 break  # the command's name; what follows are its own arguments
             i += 1
-        _state["disabled"] = disabled
+        _state["disabled"], _state["debug"] = disabled, debug
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: Context) -> list[str]:
@@ -94,8 +97,16 @@ def _host() -> Any:
         host = get_host(_state["disabled"] or None)
     for w in caught:
         if issubclass(w.category, PluginWarning):
-            err.print(f"warning: {w.message}", style="yellow", highlight=False)
+            err.print(f"warning: {printable(w.message)}", style="yellow", highlight=False,
+                      markup=False)
+            _debug_details(getattr(w.message, "details", ""))
     return host
+
+
+def _debug_details(text: str) -> None:
+    """Under ``--debug``, the traceback behind a warning or a plugin's error."""
+    if _state["debug"] and text:
+        err.print(text.rstrip(), highlight=False, markup=False)
 
 
 def _plugin_specs(ctx: Context) -> dict[str, Any]:
@@ -119,8 +130,9 @@ def _plugin_specs(ctx: Context) -> dict[str, Any]:
         taken = "a ganframe command" if spec.name in core else (
             f"plugin {specs[spec.name].plugin!r}" if spec.name in specs else None)
         if taken:
-            err.print(f"warning: plugin {spec.plugin!r} registers command {spec.name!r}, "
-                      f"which {taken} already provides; it is not available.",
+            err.print(printable(f"warning: plugin {spec.plugin!r} registers command "
+                                f"{spec.name!r}, which {taken} already provides; it is not "
+                                "available."),
                       style="yellow", highlight=False, markup=False)
             continue
         specs[spec.name] = spec
@@ -147,11 +159,12 @@ def _build_plugin_command(name: str, spec: Any) -> Command | None:
             single.command(name, short_help=spec.summary or None)(target)
             command = typer.main.get_command(single)
     except Exception as exc:  # a broken plugin command is a warning, never a crash
-        err.print(
+        err.print(printable(
             f"warning: command {name!r} of plugin {spec.plugin!r} could not be loaded: "
-            f"{type(exc).__name__}: {exc}",
+            + (str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")),
             style="yellow", highlight=False, markup=False,
         )
+        _debug_details("".join(traceback.format_exception(exc)))
         return None
     command.name = name
     if spec.summary and not command.short_help:
@@ -162,6 +175,48 @@ def _build_plugin_command(name: str, spec: Any) -> Command | None:
 
 
 _USER_FS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _fs_error_text(exc: OSError) -> str:
+    """A file-system error as what could not be done: a full or read-only disk is always a
+    write; a permission error is a read when the file (or a folder on its way) cannot be
+    read, else a write, so an unreadable data folder is not reported as "cannot write"."""
+    name = exc.filename or "a file"
+    if exc.errno in _FULL_OR_READ_ONLY or _denied(exc.filename) == "write":
+        return (f"cannot write {name}: {exc.strerror}. Free some space, fix the permissions or "
+                "choose another --out; files written before are intact, and a run can "
+                "continue with --resume.")
+    if _denied(exc.filename) == "read":
+        return (f"cannot read {name}: {exc.strerror}. Check that you may read it and open "
+                "every folder on its path (data, recipes and checkpoints are read; only the "
+                "run folder and output files are written).")
+    return (f"cannot read or write {name}: {exc.strerror}. Check the permissions of the file "
+            "and of the folders on its path.")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a folder on the way cannot be searched
+        return False
+
+
+def _denied(filename: Any) -> str:
+    """Which access the permissions refuse for ``filename``: "read", "write" or "" (unknown)."""
+    if not filename:
+        return ""
+    path = Path(os.fsdecode(filename))
+    if _exists(path):
+        mode = os.R_OK | (os.X_OK if path.is_dir() else 0)
+        return "read" if not os.access(path, mode) else (
+            "write" if not os.access(path, os.W_OK) else "")
+    folder = path.parent
+    while not _exists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.X_OK):
+        return "read"
+    return "write" if not os.access(folder, os.W_OK) else ""
 
 
 def _internal(exc: BaseException) -> BaseException:
@@ -169,8 +224,8 @@ def _internal(exc: BaseException) -> BaseException:
     if _state["debug"]:
         return exc
     err.print(
-        f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in ganframe or "
-        "a plugin; run again with --debug for the traceback and report it.",
+        f"internal error: {type(exc).__name__}: {printable(exc)}\nThis is a bug in ganframe "
+        "or a plugin; run again with --debug for the traceback and report it.",
         style="red",
         highlight=False,
         markup=False,
@@ -185,8 +240,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         def one_line(message, category, filename, lineno, file=None, line=None):
-            if category.__name__ in ("PluginVersionWarning", "PluginWarning"):
-                err.print(f"warning: {message}", style="yellow", highlight=False, markup=False)
+            if category.__name__ in ("PluginVersionWarning", "PluginWarning",
+                                     "UntrustedOptionsWarning"):
+                err.print(f"warning: {printable(message)}", style="yellow", highlight=False,
+                          markup=False)
+                _debug_details(getattr(message, "details", ""))
             else:
                 original(message, category, filename, lineno, file, line)
 
@@ -194,24 +252,26 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         warnings.showwarning = one_line
         try:
             return fn(*args, **kwargs)
+        except PluginError as exc:  # a plugin's code failed: its traceback under --debug
+            _debug_details("".join(traceback.format_exception(exc)))
+            err.print(f"error: {printable(exc)}", style="red", highlight=False, markup=False)
+            raise typer.Exit(2) from None
         except UserError as exc:
-            err.print(f"error: {exc}", style="red", highlight=False, markup=False)
+            err.print(f"error: {printable(exc)}", style="red", highlight=False, markup=False)
             raise typer.Exit(2) from None
         except OSError as exc:
             if exc.errno not in _USER_FS_ERRORS:
                 raise _internal(exc) from None
             err.print(
-                f"error: cannot write {exc.filename or 'a file'}: {exc.strerror}. Free some "
-                "space or choose another --out; files written before are intact, and a run "
-                "can continue with --resume.",
+                f"error: {printable(_fs_error_text(exc))}",
                 style="red",
                 highlight=False,
                 markup=False,
             )
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # a second signal: 130 for SIGINT, 143 for SIGTERM
             err.print("interrupted", style="yellow")
-            raise typer.Exit(130) from None
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
@@ -311,10 +371,12 @@ def run(
         display.close()
         folder = stop.checkpoint.parent.parent
         sets = "".join(f" --set {shlex.quote(x)}" for x in set_ or [])
-        err.print(
+        err.print(printable(
+            f"interrupted at step {stop.step} after the run finished; its final checkpoint "
+            f"is {stop.checkpoint}" if stop.finished else
             f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}\n"
             f"resume with: ganframe run {shlex.quote(recipe)}{sets} --out "
-            f"{shlex.quote(str(folder))} --resume",
+            f"{shlex.quote(str(folder))} --resume"),
             highlight=False,
             markup=False,
         )
@@ -324,13 +386,17 @@ def run(
     if int(os.environ.get("RANK", "0")) != 0:
         return
     how = "stopped at --max-steps" if result.stopped_early else "finished"
-    out.print(f"run {how} at step {result.step}; run folder: {result.out}", highlight=False)
+    # paths carry the recipe's name: printed as text, never as markup or terminal codes
+    _say(f"run {how} at step {result.step}; run folder: {result.out}")
     if result.checkpoint is not None:
-        out.print(f"checkpoint: {result.checkpoint}", highlight=False)
-        out.print(
-            f"sample with: ganframe sample {result.checkpoint} -n 64 -o samples.png",
-            highlight=False,
-        )
+        _say(f"checkpoint: {result.checkpoint}")
+        _say(f"sample with: ganframe sample {shlex.quote(str(result.checkpoint))} -n 64 "
+             "-o samples.png")
+
+
+def _say(text: str) -> None:
+    """One line of user-derived text on stdout: control characters escaped, no markup."""
+    out.print(printable(text), highlight=False, markup=False)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -358,19 +424,15 @@ def validate(
     resolved = api.load_recipe(recipe, set_)
     api.check_requirements(resolved)
     phases = resolved.recipe.phase_list()
-    out.print(
-        f"{resolved.source}: ok ({resolved.name}: {len(phases)} phase(s): "
-        + ", ".join(p.name for p in phases)
-        + ")",
-        highlight=False,
-    )
+    _say(f"{resolved.source}: ok ({resolved.name}: {len(phases)} phase(s): "
+         + ", ".join(p.name for p in phases) + ")")
 
 
 @app.command()
 @guarded
 def sample(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file or run folder.")],
-    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+    n: Annotated[int, typer.Option("-n", help="Number of samples (1 to 1,000,000).")] = 64,
     output: Annotated[
         Path, typer.Option("--out", "-o", help="Output file; its suffix picks the format.")
     ] = Path("samples.png"),
@@ -413,6 +475,10 @@ def sample(
     device: Annotated[str, typer.Option(help="Device to generate on.")] = "cpu",
 ) -> None:
     """Generate samples from a checkpoint alone (no recipe or data needed)."""
+    if not 0 < n <= MAX_SAMPLES:
+        raise UserError(f"-n {n}: give a number of samples from 1 to {MAX_SAMPLES:,}; for "
+                        "more, run 'ganframe sample' several times with different --seed.")
+    _check_seed(seed)
     shorthands = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
                   "constrained": constrained}
     options = _sampling_options(option or [], shorthands)
@@ -422,7 +488,18 @@ def sample(
     ckpt = api.load_checkpoint(checkpoint, device=device)
     x = api.sample(ckpt, n, seed=seed, labels=_parse_labels(labels), **options)
     path = api.write_samples(x, output, ckpt)
-    out.print(f"wrote {x.shape[0]} samples to {path}", highlight=False)
+    _say(f"wrote {x.shape[0]} samples to {path}")
+
+
+#: ``ganframe sample -n`` at most: the samples are drawn in one batch and held in memory.
+MAX_SAMPLES = 1_000_000
+#: Seeds torch's generators accept without overflow.
+MAX_SEED = 2**63 - 1
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed {seed}: give a whole number from 0 to 2**63 - 1.")
 
 
 def _sampling_options(items: list[str], shorthands: dict[str, Any]) -> dict[str, Any]:
@@ -483,12 +560,15 @@ def eval_(
             "--set",
             "-s",
             help="METRIC.option=value for a metric evaluated here, e.g. "
-            "mnist-fid.n_samples=10000 (repeatable).",
+            "mnist-fid.n_samples=10000, or data.KEY=VALUE for the data metrics compare with, "
+            "e.g. data.path=poems.txt (repeatable). A checkpoint that is not in a run folder "
+            "made here never chooses a data path: give it.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Evaluate metrics on a checkpoint (the recipe's [[metrics]] unless --metric is given)."""
+    _check_seed(seed)
     _host()
     from ganframe import api
 
@@ -497,9 +577,9 @@ def eval_(
         out.print_json(json.dumps(results))
         return
     for name, values in results.items():
-        out.print(f"[bold]{name}[/]")
+        out.print(printable(name), style="bold", highlight=False, markup=False)
         for k, v in values.items():
-            out.print(f"  {k}: {v:.6g}" if isinstance(v, float) else f"  {k}: {v}")
+            _say(f"  {k}: {v:.6g}" if isinstance(v, float) else f"  {k}: {v}")
 
 
 @app.command("list-plugins")
@@ -538,13 +618,13 @@ def list_plugins(
     for row in rows:
         status = row["status"]
         style = "green" if status == "ok" else ("red" if status.startswith("failed") else "yellow")
-        table.add_row(
-            row["name"],
-            row["version"],
-            f"[{style}]{status}[/]",
-            *(", ".join(row["components"][k.name]) for k in primary),
-            *([other_cell(row)] if show_others else []),
-            ", ".join(row["commands"]),
+        table.add_row(  # plugin metadata is text, never markup
+            _cell(row["name"]),
+            _cell(row["version"]),
+            _cell(status, style),
+            *(_cell(", ".join(row["components"][k.name])) for k in primary),
+            *([_cell(other_cell(row))] if show_others else []),
+            _cell(", ".join(row["commands"])),
         )
     out.print(table)
 
@@ -566,8 +646,15 @@ def recipes(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     for col in ("name", "plugin", "summary"):
         table.add_column(col)
     for item in items:
-        table.add_row(item["name"], item["plugin"], item["summary"])
+        table.add_row(_cell(item["name"]), _cell(item["plugin"]), _cell(item["summary"]))
     out.print(table)
+
+
+def _cell(text: Any, style: str = "") -> Any:
+    """A table cell showing ``text`` as it is: no markup, control characters escaped."""
+    from rich.text import Text
+
+    return Text(printable(text), style=style)
 
 
 def main() -> None:

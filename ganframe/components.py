@@ -19,6 +19,8 @@ labels, so they need no change.
 from __future__ import annotations
 
 import operator
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,10 @@ __all__ = [
     "StepOutput",
     "as_batch",
     "check_sampling_options",
+    "data_path",
     "generate",
+    "open_data_file",
+    "resolve_data_path",
     "resolve_labels",
 ]
 
@@ -113,6 +118,77 @@ class BuildContext:
     #: The dataset factory for ``data_config`` (call ``build_data(config)`` for another split).
     build_data: Any = None
 
+    def resolve_data_path(self, value: str | os.PathLike[str], what: str = "data.path", *,
+                          must_exist: bool = False) -> Path:
+        """The absolute path a recipe's data path means: see :func:`resolve_data_path`."""
+        return resolve_data_path(value, self, what, must_exist=must_exist)
+
+    def data_path(self, config: Any, key: str = "path", *,
+                  must_exist: bool = False) -> Path | None:
+        """``config.<key>`` resolved, and recorded for a shipped recipe: see
+        :func:`data_path`."""
+        return data_path(config, key, self, must_exist=must_exist)
+
+
+def data_path(config: Any, key: str = "path", ctx: Any = None, *,
+              must_exist: bool = False) -> Path | None:
+    """The data path option ``config.<key>`` as :func:`resolve_data_path` reads it (None
+    when it is unset), stored back resolved when the recipe is a shipped one.
+
+    What a dataset calls for each of its path options. A shipped recipe run with ``--set
+    data.path=mine.npz`` then records the absolute path in the run's ``recipe.toml`` and
+    checkpoints, so ``ganframe run runs/x/recipe.toml --out runs/x --resume`` and
+    ``ganframe eval`` find the data again from any folder. A recipe file keeps the path as
+    written: resuming with the same file resolves it the same way."""
+    value = getattr(config, key, None)
+    if value is None:
+        return None
+    path = resolve_data_path(value, ctx, f"data.{key}", must_exist=must_exist)
+    if getattr(ctx, "recipe_dir", None) is None and path != Path(value):
+        setattr(config, key, path if isinstance(value, Path) else str(path))
+    return path
+
+
+def resolve_data_path(
+    value: str | os.PathLike[str],
+    ctx: Any = None,
+    what: str = "data.path",
+    *,
+    must_exist: bool = False,
+) -> Path:
+    """The absolute path a recipe's data path (``data.path``, ``data.root``...) means.
+
+    The convention every dataset follows, so shipped recipes work with the user's data: an
+    absolute path (``~`` expanded) is itself; a relative one is looked up in
+    ``$GANFRAME_DATA`` (``ctx.data_root``, else the environment), then the recipe's folder
+    (``ctx.recipe_dir``), then the working directory, and the first place where it exists
+    wins. Where it exists nowhere, it is the recipe's folder's (the working directory's for
+    a shipped recipe), or with ``must_exist`` a :class:`UserError` naming every place tried.
+
+    A dataset calls :func:`data_path` (``ctx.data_path(config, "path")``), which also records
+    the answer for a shipped recipe. ``ctx`` may be any object with ``data_root`` and
+    ``recipe_dir`` attributes (or None).
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    root = getattr(ctx, "data_root", None)
+    if root is None and os.environ.get("GANFRAME_DATA", "").strip():
+        root = Path(os.environ["GANFRAME_DATA"].strip()).expanduser()
+    recipe_dir = getattr(ctx, "recipe_dir", None)
+    places = [(Path(base), label) for base, label in (
+        (root, "$GANFRAME_DATA"), (recipe_dir, "the recipe's folder"),
+        (Path.cwd(), "the working directory")) if base is not None]
+    for base, _label in places:
+        if (base / path).exists():
+            return Path(os.path.abspath(base / path))
+    if must_exist:
+        tried = ", ".join(f"{label} ({base})" for base, label in places)
+        raise UserError(f"{what}: {str(value)!r} was found in none of {tried}; give an "
+                        "absolute path, or put it in one of those folders.")
+    return Path(os.path.abspath((Path(recipe_dir) if recipe_dir is not None else Path.cwd())
+                                / path))
+
 
 @runtime_checkable
 class Dataset(Protocol):
@@ -139,6 +215,44 @@ class Dataset(Protocol):
         ``0 .. num_classes - 1``) and may name them (``"class_names": list[str]``), so a
         conditional network can be sized from the info alone, also when sampling."""
         ...
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def open_data_file(path: str | os.PathLike[str], what: str = "data file") -> Any:
+    """Open a data file for binary reading, refusing anything but a regular file.
+
+    A recipe (or a checkpoint's recipe) names data paths, and a path is not always a file:
+    a FIFO blocks the reader forever, ``/dev/zero`` never ends, a folder cannot be read. The
+    file is opened without blocking and checked on the open descriptor (so it cannot be
+    swapped between the check and the read); anything but a regular file is a
+    :class:`UserError` naming the path. A missing file raises :class:`FileNotFoundError`, for
+    the caller to say where the file should be. Returns the open binary file (``with`` it)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise  # the caller knows where the file should be and says so
+    except IsADirectoryError:
+        fd = -1
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror or exc}).") from None
+    mode = os.fstat(fd).st_mode if fd >= 0 else stat.S_IFDIR
+    if not stat.S_ISREG(mode):
+        if fd >= 0:
+            os.close(fd)
+        raise UserError(
+            f"{path}: cannot read the {what}: it is {_file_kind(mode)}, not a regular file; "
+            "ganframe reads data only from regular files. Point the recipe's data path at the "
+            "file itself."
+        )
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 class LatentGenerator(nn.Module):

@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import inspect
 import os
 import re
+import sys
+import traceback
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from ganframe import hookspecs
+from ganframe.errors import one_line, plugin_location, short_path
 from ganframe.registry import (
     COMPONENT_KINDS,
     CommandSpec,
+    Owner,
     RecipeSpec,
     Registry,
     WriterSpec,
+    bind_arguments,
+    caller_origin,
+    closest,
     make_register,
+    plain_signature,
 )
 from ganframe.version import PLUGIN_API_VERSION, SUPPORTED_PLUGIN_APIS, __version__
 
@@ -49,7 +59,15 @@ _HOOK_KIND = {kind.hook: kind.name for kind in COMPONENT_KINDS}
 
 
 class PluginWarning(UserWarning):
-    """A plugin could not be loaded; the others keep working."""
+    """A plugin could not be loaded; the others keep working.
+
+    ``plugin`` names it and ``details`` holds the traceback of what failed, which
+    ``ganframe --debug`` prints under the warning line."""
+
+    def __init__(self, message: str, plugin: str = "", details: str = "") -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.details = details
 
 
 @dataclass
@@ -60,6 +78,22 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     builtin: bool = False
     dist: str = ""
+    #: The plugin's top-level packages (from its entry point), where tracebacks are
+    #: searched for the plugin's own line.
+    packages: tuple[str, ...] = ()
+    #: The traceback of a failed load (``ganframe --debug`` prints it).
+    traceback: str = ""
+
+    def fail(self, status: str, exc: BaseException | None = None) -> None:
+        """Record a failed load: the one-line status and, for an exception, its traceback."""
+        self.status = status
+        if exc is not None:
+            self.traceback = "".join(traceback.format_exception(exc))
+
+    def where(self, exc: BaseException, fallback: str = "") -> str:
+        """`` (file.py:LINE)`` of the plugin's line in ``exc``'s traceback, or ``""``."""
+        found = plugin_location(exc, self.packages, fallback)
+        return f" ({found})" if found else ""
 
     def as_json(self, registry: Registry) -> dict[str, Any]:
         return {
@@ -112,8 +146,17 @@ def _api_status(module: Any) -> str | None:
     )
 
 
-def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = None) -> PluginHost:
-    """Build the host. ``disabled`` blocks plugins by name (like ``pytest -p no:NAME``)."""
+def load_plugins(
+    disabled: list[str] | None = None,
+    *,
+    autoload: bool | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> PluginHost:
+    """Build the host. ``disabled`` blocks plugins by name (like ``pytest -p no:NAME``).
+
+    ``extra`` maps plugin names to plugin modules (or their import names) loaded like entry
+    points, after the default plugins: a plugin's tests use it through
+    :func:`ganframe.testing.host_with` to load a module that is not installed."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked = _disabled_names(disabled)
@@ -124,63 +167,45 @@ def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = N
     infos: list[PluginInfo] = []
 
     for modname in DEFAULT_PLUGINS:
-        info = PluginInfo(modname, __version__, builtin=True, dist="ganframe")
+        info = PluginInfo(modname, __version__, builtin=True, dist="ganframe",
+                          packages=("ganframe",))
         infos.append(info)
         if modname in blocked:
             info.status = "disabled"
             continue
         pm.register(importlib.import_module(modname), name=modname)
-
+    for name, module in (extra or {}).items():
+        _load_extra(pm, name, module, infos)
     if autoload:
-        seen: dict[str, str] = {}
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else "?"
-            dist_name = dist.name if dist is not None else "?"
-            if ep.name in seen:
-                if seen[ep.name] != dist_name:
-                    infos.append(PluginInfo(
-                        ep.name, version, dist=dist_name,
-                        status=f"failed: plugin name {ep.name!r} is already taken by "
-                        f"distribution {seen[ep.name]}; not loaded from {dist_name}",
-                    ))
-                continue
-            seen[ep.name] = dist_name
-            info = PluginInfo(ep.name, version, dist=dist_name)
-            infos.append(info)
-            if ep.name in blocked:
-                info.status = "disabled"
-                continue
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken plugin must not break the host
-                info.status = f"failed: import error: {type(exc).__name__}: {exc}"
-                continue
-            incompatible = _api_status(module)
-            if incompatible:
-                info.status = incompatible
-                continue
-            try:
-                pm.register(module, name=ep.name)
-                pm.check_pending()  # a misspelled hook name would otherwise be ignored
-            except Exception as exc:
-                if pm.is_registered(module):
-                    pm.unregister(module)
-                info.status = f"failed: {type(exc).__name__}: {exc}"
-
+        _load_entry_points(pm, blocked, infos)
     registry = Registry()
-    by_name = {i.name: i for i in infos}
     for info in infos:
-        if info.status != "ok":
-            continue
-        plugin = pm.get_plugin(info.name)
-        try:
-            _collect(pm, plugin, info, registry)
-        except Exception as exc:
-            registry.drop_plugin(info.name)
-            info.status = f"failed: {type(exc).__name__}: {exc}"
-            info.hooks = []
-            pm.unregister(plugin)
+        if info.status == "ok":
+            _collect_or_fail(pm, info, registry)
+    _note_clashes(registry, {i.name: i for i in infos})
+
+    host = PluginHost(pm, registry, infos)
+    for info in host.failures:
+        registry.failed[info.name] = info.status.removeprefix("failed: ")
+        warnings.warn(PluginWarning(f"ganframe plugin {info.name!r} {info.status}", info.name,
+                                    info.traceback), stacklevel=2)
+    return host
+
+
+def _collect_or_fail(pm: pluggy.PluginManager, info: PluginInfo, registry: Registry) -> None:
+    """Call one plugin's hooks; a hook that fails drops everything the plugin registered."""
+    plugin = pm.get_plugin(info.name)
+    try:
+        _collect(pm, plugin, info, registry)
+    except HookFailed as failure:
+        registry.drop_plugin(info.name)
+        exc = failure.exc
+        info.fail(f"failed: hook {failure.hook}: {one_line(exc)}{info.where(exc)}", exc)
+        info.hooks = []
+        pm.unregister(plugin)
+
+
+def _note_clashes(registry: Registry, by_name: dict[str, PluginInfo]) -> None:
     for kind, name, owners in registry.clashes():
         for owner in owners:
             others = ", ".join(o for o in owners if o != owner)
@@ -188,27 +213,140 @@ def load_plugins(disabled: list[str] | None = None, *, autoload: bool | None = N
             info = by_name[owner]
             info.status = f"ok ({note})" if info.status == "ok" else f"{info.status}; {note}"
 
-    host = PluginHost(pm, registry, infos)
-    for info in host.failures:
-        warnings.warn(f"ganframe plugin {info.name!r} {info.status}", PluginWarning, stacklevel=2)
-    return host
+
+def _load_extra(pm: pluggy.PluginManager, name: str, module: Any,
+                infos: list[PluginInfo]) -> None:
+    """One plugin module given by the caller, not found through an entry point."""
+    modname = module if isinstance(module, str) else getattr(module, "__name__", "")
+    top = modname.split(".")[0]
+    version = "?"
+    info = PluginInfo(name, version, dist="(not installed)", packages=(top,) if top else ())
+    infos.append(info)
+    try:
+        if isinstance(module, str):
+            module = importlib.import_module(module)
+    except Exception as exc:
+        info.fail(f"failed: import error: {one_line(exc)}{info.where(exc)}", exc)
+        return
+    info.version = str(getattr(module, "__version__", None)
+                       or getattr(sys.modules.get(top), "__version__", None) or "0")
+    _register(pm, info, module)
+
+
+def _register(pm: pluggy.PluginManager, info: PluginInfo, module: Any) -> None:
+    """Register an imported plugin module, unless it speaks another plugin API or pluggy
+    refuses it (a misspelled hook would otherwise be ignored, hence ``check_pending``)."""
+    incompatible = _api_status(module)
+    if incompatible:
+        info.status = incompatible
+        return
+    try:
+        pm.register(module, name=info.name)
+        pm.check_pending()
+    except Exception as exc:
+        if pm.is_registered(module):
+            pm.unregister(module)
+        info.fail(f"failed: {_registration_problem(module, exc)}", exc)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, blocked: set[str],
+                       infos: list[PluginInfo]) -> None:
+    """Import and register each entry point on its own; a failure is the plugin's status."""
+    seen: dict[str, str] = {}
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        version = dist.version if dist is not None else "?"
+        dist_name = dist.name if dist is not None else "?"
+        if ep.name in seen:
+            if seen[ep.name] != dist_name:
+                infos.append(PluginInfo(
+                    ep.name, version, dist=dist_name,
+                    status=f"failed: plugin name {ep.name!r} is already taken by "
+                    f"distribution {seen[ep.name]}; not loaded from {dist_name}",
+                ))
+            continue
+        seen[ep.name] = dist_name
+        top = ep.value.partition(":")[0].split(".")[0].strip()
+        info = PluginInfo(ep.name, version, dist=dist_name, packages=(top,) if top else ())
+        infos.append(info)
+        if ep.name in blocked:
+            info.status = "disabled"
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not break the host
+            info.fail(f"failed: import error: {one_line(exc)}{info.where(exc)}", exc)
+            continue
+        _register(pm, info, module)
+
+
+def _registration_problem(module: Any, exc: BaseException) -> str:
+    """What pluggy refused, with the hook's file:line and, for a misspelled hook, the hook
+    that was probably meant."""
+    known = set(hookspecs_names())
+    for name, obj in sorted(vars(module).items()):
+        if not callable(obj) or getattr(obj, f"{hookspecs.PROJECT}_impl", None) is None:
+            continue
+        where = _definition(obj)
+        if name not in known:
+            hint = closest(name, known)
+            meant = f"; did you mean {hint}?" if hint else ""
+            return f"unknown hook {name!r}{where}{meant}"
+        if name in str(exc):
+            return f"{one_line(exc)}{where}"
+    return one_line(exc)
+
+
+def hookspecs_names() -> list[str]:
+    """The names of every hook a plugin may implement."""
+    return [name for name, fn in vars(hookspecs).items()
+            if callable(fn) and getattr(fn, f"{hookspecs.PROJECT}_spec", None) is not None]
+
+
+def _definition(fn: Any) -> str:
+    """`` (file.py:LINE)`` where ``fn`` is defined."""
+    try:
+        filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
+        line = fn.__code__.co_firstlineno  # the first decorator's line
+        source, start = inspect.getsourcelines(fn)
+        line = start + next((i for i, text in enumerate(source)
+                             if text.lstrip().startswith(("def ", "async def "))), 0)
+    except (TypeError, AttributeError, OSError):
+        return ""
+    top = str(getattr(fn, "__module__", "") or "").split(".")[0]
+    return f" ({short_path(filename, (top,) if top else ())}:{line})"
+
+
+class HookFailed(Exception):
+    """One hook of a plugin raised (or called ``register`` wrongly)."""
+
+    def __init__(self, hook: str, exc: BaseException) -> None:
+        super().__init__(hook, exc)
+        self.hook = hook
+        self.exc = exc
 
 
 def _collect(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo, registry: Registry) -> None:
-    """Call each hook of one plugin on its own, so failures are attributed to that plugin."""
+    """Call each hook of one plugin on its own, so failures are attributed to that plugin
+    (and to the hook: :class:`HookFailed`)."""
     for hook_name in HOOK_NAMES:
         impls = [i for i in getattr(pm.hook, hook_name).get_hookimpls() if i.plugin is plugin]
         for impl in impls:
             info.hooks.append(hook_name)
+            owner = Owner(info.name, info.dist, info.version, packages=info.packages)
             if hook_name in _HOOK_KIND:
-                register = make_register(registry, _HOOK_KIND[hook_name], info.name, info.version)
+                register = make_register(registry, _HOOK_KIND[hook_name], info.name,
+                                         info.version, dist=info.dist, hook=hook_name)
             elif hook_name == "register_recipes":
                 register = _recipe_register(registry, info.name)
             elif hook_name == "register_commands":
-                register = _command_register(registry, info.name)
+                register = _command_register(registry, owner)
             else:
-                register = _writer_register(registry, info.name)
-            impl.function(register=register)
+                register = _writer_register(registry, owner)
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                raise HookFailed(hook_name, exc) from exc
 
 
 HOOK_NAMES: tuple[str, ...] = (
@@ -216,20 +354,44 @@ HOOK_NAMES: tuple[str, ...] = (
 )
 
 
+def _recipe_signature(name: str, path: Any, summary: str = "") -> None:
+    """``register`` of ``register_recipes``."""
+
+
+def _writer_signature(data_kind: str, suffix: str, writer: Any, summary: str = "") -> None:
+    """``register`` of ``register_sample_writers``."""
+
+
+def _command_signature(name: str, command: Any, summary: str = "") -> None:
+    """``register`` of ``register_commands``."""
+
+
 def _recipe_register(registry: Registry, plugin: str) -> Any:
-    def register(name: str, path: Any, summary: str = "") -> None:
+    signature = plain_signature(_recipe_signature)
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        a = bind_arguments("register_recipes", signature, args, kwargs)
+        name = a["name"]
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"invalid recipe name {name!r}")
-        registry.recipes.append(RecipeSpec(name, path, plugin, summary))
+        registry.recipes.append(RecipeSpec(name, a["path"], plugin, a["summary"]))
 
     return register
 
 
-def _writer_register(registry: Registry, plugin: str) -> Any:
-    def register(data_kind: str, suffix: str, writer: Any, summary: str = "") -> None:
-        if not suffix.startswith("."):
+def _writer_register(registry: Registry, owner: Owner) -> Any:
+    signature = plain_signature(_writer_signature)
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        a = bind_arguments("register_sample_writers", signature, args, kwargs)
+        suffix = a["suffix"]
+        if not isinstance(suffix, str) or not suffix.startswith("."):
             raise ValueError(f"writer suffix {suffix!r} must start with '.'")
-        registry.writers.append(WriterSpec(data_kind, suffix.lower(), writer, plugin, summary))
+        origin, packages = caller_origin()
+        registry.writers.append(WriterSpec(
+            a["data_kind"], suffix.lower(), a["writer"], owner.plugin, a["summary"],
+            owner=Owner(owner.plugin, owner.dist, owner.version, origin,
+                        (*owner.packages, *packages))))
 
     return register
 
@@ -237,8 +399,13 @@ def _writer_register(registry: Registry, plugin: str) -> Any:
 _COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
-def _command_register(registry: Registry, plugin: str) -> Any:
-    def register(name: str, command: Any, summary: str = "") -> None:
+def _command_register(registry: Registry, owner: Owner) -> Any:
+    signature = plain_signature(_command_signature)
+    plugin = owner.plugin
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        a = bind_arguments("register_commands", signature, args, kwargs)
+        name, command = a["name"], a["command"]
         if not isinstance(name, str) or not _COMMAND_NAME.match(name):
             raise ValueError(
                 f"invalid command name {name!r} (lower-case letters, digits and '-', "
@@ -248,7 +415,11 @@ def _command_register(registry: Registry, plugin: str) -> Any:
             raise ValueError(f"command {name!r}: must be a function or 'module:attr'")
         if any(c.name == name and c.plugin == plugin for c in registry.commands):
             raise ValueError(f"registers command {name!r} twice")
-        registry.commands.append(CommandSpec(name, command, plugin, summary))
+        origin, packages = caller_origin()
+        registry.commands.append(CommandSpec(
+            name, command, plugin, a["summary"],
+            owner=Owner(plugin, owner.dist, owner.version, origin,
+                        (*owner.packages, *packages))))
 
     return register
 
@@ -262,6 +433,15 @@ def get_host(disabled: list[str] | None = None, *, refresh: bool = False) -> Plu
     if _HOST is None or refresh or disabled:
         _HOST = load_plugins(disabled)
     return _HOST
+
+
+def set_host(host: PluginHost | None) -> PluginHost | None:
+    """Make ``host`` the process-wide host (None: build it again on next use); returns the
+    one it replaces. :func:`ganframe.testing.host_with` uses it so that ``api.train`` and
+    the other API functions see a plugin that is not installed."""
+    global _HOST
+    previous, _HOST = _HOST, host
+    return previous
 
 
 def current_host() -> PluginHost | None:

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from ganframe.loop.events import Callback
+from ganframe.textsafe import printable
 
 
 def _fmt(row: dict[str, Any]) -> str:
@@ -70,17 +71,19 @@ class RichProgress(Callback):
         self.close()
         self.t0, self.step0 = time.perf_counter(), done
         if self.quiet:
-            self.console.print(f"phase {index + 1} '{name}': {steps} steps", highlight=False)
+            self._line(self.console, f"phase {index + 1} '{name}': {steps} steps")
             return
+        # the phase name comes from the recipe: shown as text (no markup, no format fields)
+        label = printable(name).replace("{", "{{").replace("}", "}}")
         self.bar = Progress(
-            TextColumn(f"[bold]{name}[/]"),
+            TextColumn(label, style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[rate]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
+            TextColumn("{task.fields[losses]}", markup=False),
             console=self.console,
             transient=False,
         )
@@ -98,18 +101,21 @@ class RichProgress(Callback):
         text = _fmt(row)
         if row.get("event") == "metric":
             line = f"step {row['step']} {row.get('metric')}: {text}"
-            if self.bar is not None:
-                self.bar.console.print(line, highlight=False)
-            else:
-                self.console.print(line, highlight=False)
+            self._line(self.bar.console if self.bar is not None else self.console, line)
             return
         if self.bar is not None:
-            self.bar.update(self.task, losses=text)
+            self.bar.update(self.task, losses=printable(text))
         else:
-            self.console.print(f"step {row['step']} [{row.get('phase')}] {text}", highlight=False)
+            self._line(self.console, f"step {row['step']} [{row.get('phase')}] {text}")
 
     def print(self, text: str) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(text, highlight=False)
+        self._line(self.bar.console if self.bar is not None else self.console, text)
+
+    @staticmethod
+    def _line(console: Console, text: str) -> None:
+        """Names and messages come from recipes, checkpoints and file names: printed as
+        text (``[train]`` stays ``[train]``), with control characters escaped."""
+        console.print(printable(text), highlight=False, markup=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -24,17 +24,35 @@ from pydantic import (
     model_validator,
 )
 
-from ganframe.errors import UserError
-from ganframe.registry import ComponentSpec, Registry
+from ganframe.errors import PluginError, UserError
+from ganframe.registry import ComponentSpec, Registry, closest
 
-_STRICT = ConfigDict(extra="forbid")
+# allow_inf_nan=False: `lr = inf` or `epochs = nan` is a mistake, never a setting.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: Bounds that keep every value of a valid recipe usable by the run: seeds that torch's
+#: generators take after the data stream multiplies them by 1_000_003 and adds the epoch,
+#: step counts a run can reach, sample grids that fit in memory, and a resolved recipe that
+#: fits in the checkpoint header (16 MiB, with the optimiser and data descriptions).
+MAX_SEED = 2**40 - 1
+MAX_STEPS = 10**12
+MAX_EPOCHS = 10**9
+MAX_SAMPLE_COUNT = 1_000_000
+MAX_N_CRITIC = 10_000
+MAX_DESCRIPTION = 64 * 1024
+MAX_NAME = 256
+MAX_RECIPE_BYTES = 1024 * 1024
+#: Tables and arrays nested deeper than this are refused before anything walks them (a
+#: recursive walk of 500 levels would end in RecursionError); recipes use 3 or 4.
+MAX_DEPTH = 32
 
 
 class ComponentTable(BaseModel):
     """A component choice: ``type`` plus that component's own options."""
 
-    model_config = ConfigDict(extra="allow")
-    type: str = Field(description="Name of a registered component, or 'plugin:name'.")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    type: str = Field(max_length=MAX_NAME,
+                      description="Name of a registered component, or 'plugin:name'.")
 
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -86,11 +104,14 @@ class OptimSection(BaseModel):
 class TrainConfig(BaseModel):
     model_config = _STRICT
     batch_size: int = Field(64, gt=0, description="Real samples per batch (per process).")
-    steps: int | None = Field(None, gt=0, description="Generator steps of a single-phase recipe.")
+    steps: int | None = Field(None, gt=0, le=MAX_STEPS,
+                              description="Generator steps of a single-phase recipe.")
     epochs: float | None = Field(
-        None, gt=0, description="Alternative to steps: passes over the data (single phase)."
+        None, gt=0, le=MAX_EPOCHS,
+        description="Alternative to steps: passes over the data (single phase).",
     )
-    n_critic: int = Field(1, gt=0, description="Critic updates per generator update.")
+    n_critic: int = Field(1, gt=0, le=MAX_N_CRITIC,
+                          description="Critic updates per generator update.")
     grad_clip: float = Field(0.0, ge=0, description="Clip gradient norm per network (0: off).")
     ema: float = Field(
         0.0, ge=0, lt=1, description="Decay of the generator EMA used for sampling (0: off)."
@@ -117,7 +138,8 @@ class TrainConfig(BaseModel):
     )
     log_every: int = Field(50, gt=0, description="Log scalars every N steps.")
     sample_every: int = Field(0, ge=0, description="Write samples every N steps (0: at end).")
-    sample_count: int = Field(64, gt=0, description="Samples per sample file.")
+    sample_count: int = Field(64, gt=0, le=MAX_SAMPLE_COUNT,
+                              description="Samples per sample file.")
     checkpoint_every: int = Field(
         0, ge=0, description="Checkpoint every N steps (0: only at the end)."
     )
@@ -135,13 +157,17 @@ class TrainConfig(BaseModel):
 
 class PhaseConfig(BaseModel):
     model_config = _STRICT
-    name: str = Field(min_length=1, description="Shown in progress and logs.")
+    name: str = Field(min_length=1, max_length=MAX_NAME,
+                      description="Shown in progress and logs.")
     loss: ComponentTable = Field(description="The objective trained in this phase.")
-    steps: int | None = Field(None, gt=0, description="Length of the phase in steps.")
+    steps: int | None = Field(None, gt=0, le=MAX_STEPS,
+                              description="Length of the phase in steps.")
     epochs: float | None = Field(
-        None, gt=0, description="Length in passes over the data (instead of steps)."
+        None, gt=0, le=MAX_EPOCHS,
+        description="Length in passes over the data (instead of steps).",
     )
-    n_critic: int | None = Field(None, gt=0, description="Overrides train.n_critic.")
+    n_critic: int | None = Field(None, gt=0, le=MAX_N_CRITIC,
+                                 description="Overrides train.n_critic.")
     checkpoint_every: int | None = Field(
         None, ge=0, description="Overrides train.checkpoint_every while this phase runs "
         "(0: none but the final one), e.g. often in a short adversarial phase, never during "
@@ -170,8 +196,9 @@ class Recipe(BaseModel):
 
     model_config = _STRICT
     name: str = Field("", description="Run name; defaults to the file name.")
-    description: str = Field("", description="Free text shown nowhere but kept with the run.")
-    seed: int = Field(0, ge=0, description="Seeds every RNG in use.")
+    description: str = Field("", max_length=MAX_DESCRIPTION,
+                             description="Free text shown nowhere but kept with the run.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds every RNG in use.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     threads: int = Field(
         0,
@@ -214,6 +241,18 @@ class Recipe(BaseModel):
         description="Registered callbacks called at the loop's events, after the core's own "
         "and the loggers.",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the name chooses the run folder (runs/<name>): one plain folder name only
+        from ganframe.runfolder import run_name_problem
+
+        problem = run_name_problem(v) if v else None
+        if problem:
+            raise ValueError(f"cannot name a run folder: {problem}; use letters, digits, "
+                             "'-' and '_', or leave `name` out and choose the folder with --out")
+        return v
 
     @field_validator("device")
     @classmethod
@@ -308,6 +347,12 @@ def _ignored_keys(model: type[BaseModel], options: dict[str, Any]) -> list[str]:
     """
     if model.model_config.get("extra") in ("forbid", "allow"):
         return []
+    known = _known_keys(model)
+    return sorted(k for k in options if k not in known)
+
+
+def _known_keys(model: type[BaseModel]) -> set[str]:
+    """The keys a model accepts: field names and their aliases."""
     known: set[str] = set()
     for name, info in model.model_fields.items():
         known.add(name)
@@ -316,7 +361,39 @@ def _ignored_keys(model: type[BaseModel], options: dict[str, Any]) -> list[str]:
                 known.add(alias)
             elif alias is not None and hasattr(alias, "choices"):  # AliasChoices
                 known.update(c for c in alias.choices if isinstance(c, str))
-    return sorted(k for k in options if k not in known)
+    return known
+
+
+def _model_at(model: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model validating the table at ``loc`` inside ``model`` (through optional fields,
+    lists and tables of models), or None where that is not a model."""
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(model, type)
+                                         and issubclass(model, BaseModel)):
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        model = _inner_model(info.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside ``X | None``, ``list[X]``, ``Annotated[X, ...]``..."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(key: Any, model: type[BaseModel] | None) -> str:
+    """The message for a key no setting has, with the key it most likely meant."""
+    msg = "unknown key (not a setting here; check the spelling)"
+    hint = closest(str(key), _known_keys(model)) if model is not None else None
+    return f"{msg}; did you mean {hint!r}?" if hint else msg
 
 
 def _format_errors(source: str, problems: list[tuple[str, str]]) -> str:
@@ -328,12 +405,13 @@ def _format_errors(source: str, problems: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def _pydantic_problems(err: ValidationError, prefix: str = "",
+                       model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
     out = []
     for e in err.errors():
         key = _loc(e["loc"])
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (not a setting here; check the spelling)"
+            msg = _unknown_key(e["loc"][-1], _model_at(model, tuple(e["loc"][:-1])))
         else:
             msg = e["msg"]
             if msg.startswith("Value error, "):
@@ -344,9 +422,30 @@ def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise UserError(f"{source}: {_TOO_DEEP}") from None
+    _check_depth(doc, source)
+    return doc
+
+
+_TOO_DEEP = (f"tables or arrays are nested more than {MAX_DEPTH} levels deep; no recipe "
+             "setting needs that, so the file is probably damaged or generated wrongly.")
+
+
+def _check_depth(value: Any, source: str, prefix: str = "") -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH`, without recursion (a deep document
+    must not crash the check meant to catch it)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, prefix)]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise UserError(f"{source}: {where or '(the document)'}: {_TOO_DEEP}")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            stack += [(v, depth + 1, f"{where}.{k}" if where else str(k)) for k, v in pairs]
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -360,6 +459,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word such as cpu or dcgan is taken as a string
+    except RecursionError:
+        raise UserError(f"--set {key}=...: the value's {_TOO_DEEP}") from None
+    _check_depth(value, f"--set {key}=...", "value")
     return key.split("."), value
 
 
@@ -415,10 +517,11 @@ def validate(
     doc: dict[str, Any], source: str, registry: Registry, recipe_dir: Path | None = None
 ) -> ResolvedRecipe:
     """Validate a parsed recipe document against the core schema and the registry."""
+    _check_depth(doc, source)
     try:
         recipe = Recipe.model_validate(doc)
     except ValidationError as err:
-        raise UserError(_format_errors(source, _pydantic_problems(err))) from None
+        raise UserError(_format_errors(source, _pydantic_problems(err, "", Recipe))) from None
     if not recipe.name:
         recipe.name = Path(source).stem if source.endswith(".toml") else source
     problems: list[tuple[str, str]] = []
@@ -434,19 +537,21 @@ def validate(
             options.pop("every", None)
         try:
             model = spec.config_model()
+        except PluginError:
+            raise  # names the plugin, its line, and keeps the traceback for --debug
         except Exception as exc:  # a plugin's broken lazy config string
             problems.append((place, f"plugin {spec.plugin} has a broken config model: {exc}"))
             continue
         unknown = _ignored_keys(model, options)
         if unknown:
-            problems += [(f"{place}.{k}", "unknown key (not a setting here; check the spelling)")
-                         for k in unknown]
+            problems += [(f"{place}.{k}", _unknown_key(k, model)) for k in unknown]
             continue
         try:
             config = model.model_validate(options)
         except ValidationError as err:
-            problems += _pydantic_problems(err, place)
+            problems += _pydantic_problems(err, place, model)
             continue
+        problems += [(f"{place}.{key}", _NOT_FINITE) for key in _non_finite(config)]
         if kind == "optimizer" and not isinstance(getattr(config, "lr", None), int | float):
             problems.append((place, f"optimizer {spec.qualified_name}'s config has no 'lr' "
                              "(a number); the training loop sets learning rates from it"))
@@ -454,7 +559,43 @@ def validate(
         resolved.components[place] = (spec, config)
     if problems:
         raise UserError(_format_errors(source, problems))
+    _check_size(resolved)
     return resolved
+
+
+_NOT_FINITE = "must be a finite number (not inf or nan)"
+
+
+def _non_finite(config: BaseModel) -> list[str]:
+    """Dotted keys of the floats in a validated plugin config that are inf or nan: the core
+    models refuse them, and a plugin's model should not let them through either."""
+    import math
+
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(config.model_dump(), "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(where)
+        elif isinstance(value, dict):
+            stack += [(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()]
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack += [(v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(value)]
+    return sorted(found)
+
+
+def _check_size(resolved: ResolvedRecipe) -> None:
+    """The resolved recipe goes into every checkpoint's header, which has a size limit: a
+    recipe too large for it must fail here, not at the first checkpoint."""
+    import json
+
+    size = len(json.dumps(resolved.to_dict(), ensure_ascii=False).encode("utf-8"))
+    if size > MAX_RECIPE_BYTES:
+        raise UserError(
+            f"{resolved.source}: the resolved recipe is {size:,} bytes as JSON, more than the "
+            f"{MAX_RECIPE_BYTES:,} a run can store with its checkpoints; shorten long strings "
+            "or lists (description, component options)."
+        )
 
 
 def load_recipe_text(

@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+import inspect
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ganframe.errors import UserError
+from ganframe.errors import PluginError, UserError, plugin_error, short_path
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice ``word`` most likely meant: the same but for case, else the closest
+    spelling (compared in lower case, so ``raGAN`` finds ``ragan``) at least ``cutoff``
+    similar (difflib's ratio)."""
+    options = list(choices)
+    lower = {c.lower(): c for c in options}
+    if word.lower() in lower and lower[word.lower()] != word:
+        return lower[word.lower()]
+    hint = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=cutoff)
+    return lower[hint[0]] if hint and lower[hint[0]] != word else None
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,10 @@ class EmptyConfig(BaseModel):
 
 
 def resolve_ref(ref: Any, what: str) -> Any:
-    """Turn a lazy ``"package.module:attr"`` reference into the object; pass others through."""
+    """Turn a lazy ``"package.module:attr"`` reference into the object; pass others through.
+
+    Errors are the plain exceptions of the import; the specs below turn them into a
+    :class:`~ganframe.errors.PluginError` naming the plugin and the component."""
     if not isinstance(ref, str):
         return ref
     module_name, sep, attr = ref.partition(":")
@@ -88,8 +105,57 @@ def resolve_ref(ref: Any, what: str) -> Any:
         raise ValueError(f"{what}: lazy reference {ref!r} must look like 'package.module:attr'")
     obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
-        obj = getattr(obj, part)
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            # strict: a wrong name in a module is more often another name than a typo
+            hint = closest(part, [n for n in dir(obj) if not n.startswith("__")], cutoff=0.8)
+            if hint is None:
+                raise
+            raise AttributeError(f"{exc}; did you mean {hint!r}?") from exc
     return obj
+
+
+def ref_packages(*refs: Any) -> tuple[str, ...]:
+    """The top-level packages a plugin's code lives in, from its lazy references and
+    callables: where a traceback is searched for the plugin's own line."""
+    out: list[str] = []
+    for ref in refs:
+        if isinstance(ref, str):
+            name = ref.partition(":")[0]
+        else:
+            name = getattr(ref, "__module__", None) or ""
+        top = name.split(".")[0]
+        if top and top not in out:
+            out.append(top)
+    return tuple(out)
+
+
+@dataclass
+class Owner:
+    """Who registered something, for error messages: the plugin, its distribution and
+    version, the ``file.py:LINE`` of the ``register`` call and the plugin's packages."""
+
+    plugin: str
+    dist: str = ""
+    version: str = ""
+    origin: str = ""
+    packages: tuple[str, ...] = ()
+
+    def error(self, exc: BaseException, what: str, component: tuple[str, str] | None,
+              *refs: Any) -> PluginError:
+        packages = tuple(dict.fromkeys((*self.packages, *ref_packages(*refs))))
+        return plugin_error(exc, what, plugin=self.plugin, dist=self.dist,
+                            version=self.version, component=component, packages=packages,
+                            origin=self.origin)
+
+    def load(self, ref: Any, role: str, component: tuple[str, str] | None, what: str) -> Any:
+        """``resolve_ref`` whose failure is a PluginError: ``cannot import its factory
+        'pkg.mod:Attr'``."""
+        try:
+            return resolve_ref(ref, what)
+        except Exception as exc:
+            raise self.error(exc, f"cannot import its {role} {ref!r}", component, ref) from exc
 
 
 @dataclass
@@ -103,27 +169,49 @@ class ComponentSpec:
     plugin: str
     version: str
     summary: str = ""
+    dist: str = ""  #: the distribution that installed the plugin
+    origin: str = ""  #: ``file.py:LINE`` of the ``register`` call
+    packages: tuple[str, ...] = ()  #: the plugin's top-level packages
 
     @property
     def qualified_name(self) -> str:
         return f"{self.plugin}:{self.name}"
 
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.plugin, self.dist, self.version, self.origin, self.packages)
+
     def config_model(self) -> type[BaseModel]:
-        model = resolve_ref(self.config, f"{self.kind} {self.qualified_name}")
+        """The component's pydantic model; a lazy one that cannot be imported, or is no
+        pydantic model, is a :class:`~ganframe.errors.PluginError`."""
+        where = (self.kind, self.name)
+        model = self.owner.load(self.config, "config model", where,
+                                f"{self.kind} {self.qualified_name}")
         if model is None:
             return EmptyConfig
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise TypeError(
-                f"{self.kind} {self.qualified_name}: config must be a pydantic model class, "
-                f"got {model!r}"
-            )
+            problem = TypeError(f"config must be a pydantic model class, got {model!r}")
+            raise self.owner.error(problem, "bad config model", where, self.config)
         return model
 
     def build(self, config: BaseModel, *args: Any) -> Any:
         """Call the factory: ``factory(config, *args)``; what ``args`` are depends on the kind
-        (``ctx`` for most, the parameters for an optimiser, nothing for a schedule)."""
-        factory = resolve_ref(self.factory, f"{self.kind} {self.qualified_name}")
-        return factory(config, *args)
+        (``ctx`` for most, the parameters for an optimiser, nothing for a schedule).
+
+        A factory that cannot be imported, or raises anything but a UserError, is a
+        :class:`~ganframe.errors.PluginError` naming this component and the plugin's line."""
+        where = (self.kind, self.name)
+        factory = self.owner.load(self.factory, "factory", where,
+                                  f"{self.kind} {self.qualified_name}")
+        try:
+            return factory(config, *args)
+        except UserError:
+            raise
+        except Exception as exc:
+            shown = self.factory if isinstance(self.factory, str) else getattr(
+                self.factory, "__qualname__", repr(self.factory))
+            raise self.owner.error(exc, f"building it with {shown!r} failed", where,
+                                   self.factory) from exc
 
 
 @dataclass
@@ -145,9 +233,16 @@ class WriterSpec:
     writer: Any
     plugin: str
     summary: str = ""
+    owner: Owner | None = None  #: who registered it, for error messages
 
     def write(self, samples: Any, path: Path, info: dict[str, Any]) -> None:
-        resolve_ref(self.writer, f"writer {self.data_kind}{self.suffix}")(samples, path, info)
+        """Write with the writer; only importing a lazy one is wrapped as a PluginError
+        (what the writer raises while writing is its own, like any training-time error)."""
+        owner = self.owner or Owner(self.plugin)
+        what = f"writer {self.data_kind}{self.suffix}"
+        writer = owner.load(self.writer, "writer", ("sample writer", f"{self.data_kind} "
+                                                    f"{self.suffix}"), what)
+        writer(samples, path, info)
 
 
 @dataclass
@@ -158,9 +253,12 @@ class CommandSpec:
     command: Any
     plugin: str
     summary: str = ""
+    owner: Owner | None = None  #: who registered it, for error messages
 
     def resolve(self) -> Any:
-        return resolve_ref(self.command, f"command {self.name!r} of plugin {self.plugin}")
+        owner = self.owner or Owner(self.plugin)
+        return owner.load(self.command, "function", ("command", self.name),
+                          f"command {self.name!r} of plugin {self.plugin}")
 
 
 @dataclass
@@ -171,6 +269,11 @@ class Registry:
     recipes: list[RecipeSpec] = field(default_factory=list)
     writers: list[WriterSpec] = field(default_factory=list)
     commands: list[CommandSpec] = field(default_factory=list)
+    #: Plugins that wanted to load and could not: name -> the reason (``import error:
+    #: ModuleNotFoundError: ...``), so a recipe naming a missing component can say why.
+    failed: dict[str, str] = field(default_factory=dict)
+    #: (kind, name) of the components a failed plugin registered before it failed.
+    dropped: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     # -- registration ---------------------------------------------------------------------
     def add(self, spec: ComponentSpec) -> None:
@@ -190,6 +293,8 @@ class Registry:
         return out
 
     def drop_plugin(self, plugin: str) -> None:
+        self.dropped[plugin] = [(s.kind, s.name) for specs in self.components.values()
+                                for s in specs if s.plugin == plugin]
         for kind in self.components:
             self.components[kind] = [s for s in self.components[kind] if s.plugin != plugin]
         self.recipes = [r for r in self.recipes if r.plugin != plugin]
@@ -221,14 +326,32 @@ class Registry:
                 f"{kind} type {name!r} is registered by more than one plugin ({plugins}); "
                 f"write {options} to choose one."
             )
+        raise UserError(self.unknown_message(kind, name))
+
+    def unknown_message(self, kind: str, name: str) -> str:
+        """Why ``name`` is not a known ``kind``: the plugin that registers it (or may) failed
+        to load, the closest name (whatever the case), and what there is."""
         available = self.names(kind)
-        hint = difflib.get_close_matches(name, available, n=1)
-        did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
-        raise UserError(
-            f"unknown {kind} type {name!r}.{did_you_mean} Available: "
-            f"{', '.join(available) or '(none)'}. Run 'ganframe list-plugins' to see where "
-            "each comes from."
-        )
+        plugin, _, short = name.rpartition(":")
+        owners = [p for p, items in self.dropped.items() if (kind, short) in items]
+        if plugin in self.failed and plugin not in owners:
+            owners.append(plugin)
+        if owners:
+            blame = "; ".join(f"plugin {p}, which provides it, failed to load "
+                              f"({self.failed.get(p, '?')})" for p in owners)
+        else:
+            blame = "; ".join(f"plugin {p} failed to load ({why}), which may provide it"
+                              for p, why in sorted(self.failed.items()))
+        hint = closest(name, available)
+        if blame and not (hint and hint.lower() == name.lower()):
+            hint = None  # the failed plugin is the likelier answer than a near spelling
+        did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+        listing = f" Available: {', '.join(available) or '(none)'}."
+        if blame:
+            return (f"unknown {kind} type {name!r}; {blame} — see 'ganframe list-plugins'."
+                    f"{did_you_mean}{listing}")
+        return (f"unknown {kind} type {name!r}.{did_you_mean}{listing} Run 'ganframe "
+                "list-plugins' to see where each comes from.")
 
     def recipe(self, name: str) -> RecipeSpec | None:
         found = [r for r in self.recipes if r.name == name or f"{r.plugin}:{r.name}" == name]
@@ -255,10 +378,55 @@ class Registry:
         return None
 
 
-def make_register(registry: Registry, kind: str, plugin: str, version: str) -> Callable[..., None]:
-    """The ``register`` callback handed to one plugin's ``register_<kind>s`` hook."""
+def caller_origin(depth: int = 2) -> tuple[str, tuple[str, ...]]:
+    """(``file.py:LINE``, (its top package,)) of the code ``depth`` frames up: the plugin's
+    hook calling ``register``, so a lazy reference that fails later points at that line."""
+    frame = sys._getframe(depth)
+    top = str(frame.f_globals.get("__name__", "")).split(".")[0]
+    packages = (top,) if top else ()
+    return f"{short_path(frame.f_code.co_filename, packages)}:{frame.f_lineno}", packages
 
-    def register(name: str, factory: Any, config: Any = None, summary: str = "") -> None:
+
+def bind_arguments(hook: str, signature: inspect.Signature, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``register``'s arguments by name; a wrong call says what ``register`` takes (and the
+    keyword that was probably meant) instead of Python's ``make_register.<locals>...``."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        wrong = [k for k in kwargs if k not in signature.parameters]
+        hints = [repr(h) for k in wrong if (h := closest(k, signature.parameters)) is not None]
+        hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
+        raise TypeError(f"register() {exc}{hint}; {hook} gets register{signature}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _component_signature(name: str, factory: Any, config: Any = None,
+                         summary: str = "") -> None:
+    """The signature of every component hook's ``register``."""
+
+
+def plain_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature without annotations: ``(name, factory, config=None, summary='')``,
+    as an error message shows what ``register`` takes."""
+    sig = inspect.signature(fn)
+    empty = inspect.Parameter.empty
+    return sig.replace(parameters=[p.replace(annotation=empty) for p in sig.parameters.values()],
+                       return_annotation=empty)
+
+
+COMPONENT_REGISTER = plain_signature(_component_signature)
+
+
+def make_register(registry: Registry, kind: str, plugin: str, version: str, *,
+                  dist: str = "", hook: str = "") -> Callable[..., None]:
+    """The ``register`` callback handed to one plugin's ``register_<kind>s`` hook."""
+    hook = hook or KIND_INFO[kind].hook
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        a = bind_arguments(hook, COMPONENT_REGISTER, args, kwargs)
+        name, factory, config, summary = a["name"], a["factory"], a["config"], a["summary"]
         if not isinstance(name, str) or not name or ":" in name or any(c.isspace() for c in name):
             raise ValueError(f"invalid {kind} name {name!r} (non-empty, no ':' or spaces)")
         if not (callable(factory) or isinstance(factory, str)):
@@ -266,6 +434,8 @@ def make_register(registry: Registry, kind: str, plugin: str, version: str) -> C
         if config is not None and not isinstance(config, str):
             if not (isinstance(config, type) and issubclass(config, BaseModel)):
                 raise ValueError(f"{kind} {name!r}: config must be a pydantic model class")
-        registry.add(ComponentSpec(kind, name, factory, config, plugin, version, summary))
+        origin, packages = caller_origin()
+        registry.add(ComponentSpec(kind, name, factory, config, plugin, version, summary,
+                                   dist=dist, origin=origin, packages=packages))
 
     return register

@@ -1,8 +1,9 @@
 """The run record: what a checkpoint says about its run, as typed models.
 
 Every checkpoint carries one JSON document (see docs/checkpoints.md). The checkpoint module owns
-its keys ``format``, ``torch``, ``optimizers`` and ``rng``; everything else (the resolved recipe,
-the data description, the plugins, where the run stood, what changed on each resume) is a
+its keys ``format``, ``torch``, ``optimizers``, ``rng`` and ``checksums``; everything else (the
+resolved recipe, the data description, the plugins, where the run stood, what changed on each
+resume) is a
 :class:`RunRecord`, written by :meth:`RunRecord.to_meta` and read by :meth:`RunRecord.from_meta`
 and nowhere else, so that the writer and the readers cannot drift apart.
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ganframe.errors import UserError
 
@@ -38,38 +39,44 @@ __all__ = [
 ]
 
 #: Keys of the metadata document that :mod:`ganframe.checkpoint` writes itself.
-CHECKPOINT_KEYS = frozenset({"format", "torch", "optimizers", "rng"})
+CHECKPOINT_KEYS = frozenset({"format", "torch", "optimizers", "rng", "checksums"})
 
 # strict: JSON gives exact types, and "20" for a step is damage, not something to coerce.
 # extra="allow": keys written by a newer ganframe (same format) survive a resume unchanged.
 _RECORD = ConfigDict(strict=True, extra="allow")
 
 
+#: Counters in a record stay below this: a damaged or hostile file must not hand the loop a
+#: step or an epoch that overflows the seeds and counters computed from it.
+MAX_COUNT = 2**53
+
+
 class StreamPosition(BaseModel):
     """The data stream's cursor: the epoch and the batch within it."""
 
     model_config = _RECORD
-    epoch: int = Field(ge=0)
-    position: int = Field(ge=0)
+    epoch: int = Field(ge=0, le=MAX_COUNT)
+    position: int = Field(ge=0, le=MAX_COUNT)
 
 
 class RunPosition(BaseModel):
     """Where the run stood when the checkpoint was written."""
 
     model_config = _RECORD
-    step: int = Field(ge=0, description="Global step (over all phases).")
-    phase: int = Field(ge=0, description="Index of the phase the run is in.")
-    phase_step: int = Field(ge=0, description="Steps taken in that phase.")
-    rollbacks: int = Field(0, ge=0, description="Divergence rollbacks so far.")
+    step: int = Field(ge=0, le=MAX_COUNT, description="Global step (over all phases).")
+    phase: int = Field(ge=0, le=MAX_COUNT, description="Index of the phase the run is in.")
+    phase_step: int = Field(ge=0, le=MAX_COUNT, description="Steps taken in that phase.")
+    rollbacks: int = Field(0, ge=0, le=MAX_COUNT, description="Divergence rollbacks so far.")
     stream: StreamPosition
-    world: int = Field(1, ge=1, description="Number of processes that trained.")
+    world: int = Field(1, ge=1, le=65_536, description="Number of processes that trained.")
     rank_digests: list[str] = Field(
         default_factory=list, description="Each process's checksum of its networks."
     )
     objective_phase: int | None = Field(
-        None, description="The phase whose objective saved the objective.* tensors."
+        None, ge=0, le=MAX_COUNT,
+        description="The phase whose objective saved the objective.* tensors.",
     )
-    phase_lengths: list[int] | None = Field(
+    phase_lengths: list[Annotated[int, Field(ge=0, le=MAX_COUNT)]] | None = Field(
         None, description="Each phase's length in steps as planned then."
     )
 
@@ -104,7 +111,7 @@ class ResumeRecord(BaseModel):
     """The recipe changes a resume applied, from ``step`` on."""
 
     model_config = _RECORD
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_COUNT)
     changes: list[ChangeRecord]
 
 
@@ -132,6 +139,28 @@ class RunRecord(BaseModel):
     resumes: list[ResumeRecord] = Field(
         default_factory=list, description="Recipe changes applied on resume, oldest first."
     )
+
+    @field_validator("recipe")
+    @classmethod
+    def _component_tables(cls, recipe: dict[str, Any]) -> dict[str, Any]:
+        """The recipe's component tables are tables with a string ``type``: ``eval``,
+        ``sample`` and resume look components up by it."""
+        for key in ("data", "generator", "critic", "loss"):
+            if key in recipe and recipe[key] is not None and not _is_table(recipe[key]):
+                raise ValueError(f"recipe.{key} must be a table with a string 'type'")
+        for key in ("metrics", "loggers", "callbacks", "phases"):
+            items = recipe.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise ValueError(f"recipe.{key} must be a list of tables")
+            for i, item in enumerate(items):
+                ok = _is_table(item.get("loss")) if key == "phases" and isinstance(
+                    item, dict) else _is_table(item)
+                if not ok:
+                    raise ValueError(f"recipe.{key}.{i} must be a table with a string 'type'"
+                                     + (" in 'loss'" if key == "phases" else ""))
+        return recipe
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any], path: str | Path) -> RunRecord:
@@ -171,6 +200,10 @@ class RunRecord(BaseModel):
     def step(self) -> int:
         """The checkpoint's global step (0 for a record the loop has not saved)."""
         return self.run.step if self.run is not None else 0
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("type"), str)
 
 
 def _damaged(path: str | Path, exc: ValidationError) -> str:

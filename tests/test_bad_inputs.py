@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +288,16 @@ RECIPE_ROWS = [
     ("steps-and-epochs", "steps = 4", "steps = 4\nepochs = 1.0", ["train.steps", "train.epochs"]),
     ("loss-and-phases", "[train]", '[[phases]]\nname = "a"\nloss = { type = "hinge" }\n'
      "steps = 2\n\n[train]", ["[loss]", "[[phases]]"]),
+    # the name chooses the run folder runs/<name>: one plain folder name only
+    ("name-parent-folders", 'name = "toy"', 'name = "../../x"', ["name", "run folder"]),
+    ("name-absolute", 'name = "toy"', 'name = "/tmp/x"', ["name", "run folder"]),
+    ("name-dot-dot", 'name = "toy"', 'name = ".."', ["name", "run folder"]),
+    ("name-hidden", 'name = "toy"', 'name = ".toy"', ["name", "run folder"]),
+    ("name-option-like", 'name = "toy"', 'name = "--force"', ["name", "run folder"]),
+    ("name-nul-byte", 'name = "toy"', 'name = "to\\u0000y"', ["name", "control character"]),
+    ("name-escape-sequence", 'name = "toy"', 'name = "\\u001b[2Jtoy"',
+     ["name", "control character"]),
+    ("name-too-long", 'name = "toy"', f'name = "{"t" * 101}"', ["name", "101 characters"]),
 ]
 
 
@@ -460,6 +471,41 @@ def _poems(kit: Kit, data: bytes | None, *extra: str, folder: bool = False) -> B
     return Bad(args, [], absent=[out])
 
 
+def _gzip_bomb(name: str) -> Callable[[dict[str, bytes]], None]:
+    """``name`` gzipped as its 16 items followed by 64 MB of zeros (a 64 KB file)."""
+
+    def change(files: dict[str, bytes]) -> None:
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [z.compress(files.pop(name))]
+        parts += [z.compress(bytes(1 << 20)) for _ in range(64)]
+        files[name + ".gz"] = b"".join([*parts, z.flush()])
+
+    return change
+
+
+def _gzip_declares_too_much(files: dict[str, bytes]) -> None:
+    """A 1 KB gzip file whose header declares a million images (784 MB)."""
+    files.pop(IMAGES)
+    files[IMAGES + ".gz"] = gzip.compress(struct.pack(">iiii", 2051, 1_000_000, 28, 28)
+                                          + bytes(1000))
+
+
+def _poem_path(kind: str, needles: list[str]):
+    """The poem file is a FIFO (a reader would block), /dev/zero (never ends)."""
+
+    def build(kit: Kit) -> Bad:
+        path = kit.tmp / "poems.txt"
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.symlink_to("/dev/zero")
+        bad = _poems(kit, None)
+        bad.needles = [str(path), *needles]
+        return bad
+
+    return build
+
+
 def _poem_row(data: bytes | None, needles: list[str], *extra: str, folder: bool = False):
     def build(kit: Kit) -> Bad:
         bad = _poems(kit, data, *extra, folder=folder)
@@ -565,6 +611,23 @@ def _json_depth_bomb(kit: Kit, path: Path) -> None:
 def _other_width(kit: Kit, path: Path) -> None:
     """Another architecture's tensors under this one's description (a mixed-up file)."""
     with_meta(kit.last, path, lambda m: m["generator"]["config"].update(hidden=12))
+
+
+def _declares_huge_generator(kit: Kit, path: Path) -> None:
+    """A toy checkpoint whose metadata says 65536-wide layers (16 GB) over its tiny tensors."""
+    with_meta(kit.last, path, lambda m: m["generator"]["config"].update(hidden=65536, layers=3))
+
+
+def _declares_huge_data(kit: Kit, path: Path) -> None:
+    """The data description sizes the output layer: 2**33 points dimensions."""
+    with_meta(kit.last, path, lambda m: m["data_info"].update(dim=2**33))
+
+
+def _eval_set_data(item: str, needles: list[str]):
+    def build(kit: Kit) -> Bad:
+        return Bad(["eval", kit.good, "--metric", "ring-modes", "--set", item], needles)
+
+    return build
 
 
 def _missing(kit: Kit, path: Path) -> None:
@@ -751,6 +814,14 @@ OTHER_ROWS = [
     pytest.param(_mnist_row(_labels_disagree, [IMAGES, LABELS, "disagree"]),
                  id="idx-label-count-differs"),
     pytest.param(_mnist_row(_label_out_of_range, [LABELS, "label 42"]), id="idx-label-42"),
+    pytest.param(_mnist_row(_gzip_bomb(IMAGES), [IMAGES + ".gz", "extra bytes"]),
+                 id="idx-images-gzip-bomb"),
+    pytest.param(_mnist_row(_gzip_bomb(LABELS), [LABELS + ".gz", "extra bytes"]),
+                 id="idx-labels-gzip-bomb"),
+    pytest.param(_mnist_row(_gzip_declares_too_much, [IMAGES + ".gz", "1000000"]),
+                 id="idx-gzip-declares-784-MB"),
+    pytest.param(_poem_path("fifo", ["FIFO"]), id="poems-is-a-fifo"),
+    pytest.param(_poem_path("dev-zero", ["device"]), id="poems-is-dev-zero"),
     pytest.param(_mnist_row(lambda f: None, ["dcgan-mnist", "train.batch_size",
                                              "larger than the dataset"], "data.limit=4"),
                  id="batch-larger-than-mnist"),
@@ -805,6 +876,14 @@ OTHER_ROWS = [
                  id="eval-foreign-safetensors"),
     pytest.param(_bad_ckpt(_torch_zip, ["torch.save() archive"], command="eval",
                            name="model.pt"), id="eval-torch-archive"),
+    pytest.param(_bad_ckpt(_declares_huge_generator, ["does not fit", "nothing was built"]),
+                 id="sample-declares-a-huge-generator"),
+    pytest.param(_bad_ckpt(_declares_huge_generator, ["does not fit"], command="eval"),
+                 id="eval-declares-a-huge-generator"),
+    pytest.param(_bad_ckpt(_declares_huge_data, ["does not fit"]),
+                 id="sample-declares-huge-data"),
+    pytest.param(_eval_set_data("data.type=mnist", ["data.KEY=VALUE"]), id="eval-set-data-type"),
+    pytest.param(_eval_set_data("data.size=-3", ["data.size"]), id="eval-set-data-invalid"),
     # checkpoints met by --resume
     pytest.param(_resume_row(_truncate_all, ["{run}", "truncated"]),
                  id="resume-all-checkpoints-truncated"),
@@ -871,6 +950,25 @@ def test_full_disk_leaves_the_previous_checkpoints_whole_and_the_run_resumable(
     assert "at step 4" in result.stderr
     assert read_checkpoint(ckpts / "last.safetensors").meta["run"]["step"] == 8
     TRIED.append("disk-full-then-resume")
+
+
+def test_resume_into_a_folder_another_process_writes_changes_nothing(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder's lock is held (by this process, as another run would hold it): a resume
+    stops before touching anything, also the writer's temporary checkpoint."""
+    from ganframe.runfolder import RunLock
+
+    run = kit.run_copy()
+    (run / "checkpoints" / ".step-00000006.safetensors.0123456789ab.tmp").write_bytes(b"writing")
+    holder = RunLock(run)
+    holder.acquire()
+    try:
+        check(Bad(["run", kit.recipe, "--out", run, "--resume", "--quiet", "--set",
+                   "train.steps=8"], [str(run), f"pid {os.getpid()}", "another ganframe"],
+                  guard=[run]), monkeypatch, "resume-while-another-process-writes")
+    finally:
+        holder.release()
 
 
 # -- 5. the same through real processes: the exit status of the program itself --------------------

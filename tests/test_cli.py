@@ -74,17 +74,34 @@ OVERRIDES = [
 SET_ARGS = [a for o in OVERRIDES for a in ("--set", o)]
 STEP_FILE = re.compile(r"step-\d{8}\.safetensors")
 
+# A generator that builds but fails while training: an internal error (a factory that fails
+# to build is a plugin's UserError since issue 19; see tests/test_plugin_errors.py).
 CRASH_PLUGIN = '''
 from ganframe import hookimpl
 
 
 def explode(config, ctx):
-    raise RuntimeError("generator factory blew up")
+    import torch
+
+    class Exploding(torch.nn.Module):
+        latent_dim = 2
+
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def sample_latent(self, n, device, rng=None):
+            return torch.zeros(n, 2, device=device)
+
+        def forward(self, z):
+            raise RuntimeError("generator blew up in training")
+
+    return Exploding()
 
 
 @hookimpl
 def register_generators(register):
-    register("crashgen", explode, summary="always fails to build")
+    register("crashgen", explode, summary="always fails to train")
 '''
 
 
@@ -458,7 +475,7 @@ def test_internal_error_is_exit_1_without_traceback(crash_site: Path, tmp_path: 
                                                              os.environ.get("PYTHONPATH")])))
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "internal error" in proc.stderr
-    assert "generator factory blew up" in proc.stderr
+    assert "generator blew up in training" in proc.stderr
     assert "--debug" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -473,7 +490,7 @@ def test_debug_lets_internal_errors_through(
     result = cli("--debug", "run", path, "--out", tmp_path / "out", "--quiet")
     assert result.exit_code == 1
     assert isinstance(result.exception, RuntimeError)  # not mapped: the traceback is shown
-    assert "generator factory blew up" in str(result.exception)
+    assert "generator blew up in training" in str(result.exception)
     sys.modules.pop("gfc_crash_plugin", None)
 
 

@@ -66,6 +66,8 @@ RULES: tuple[Rule, ...] = (
          only=_only()),
     Rule("hookspecs", "the whole plugin contract; plugins import hookimpl from it",
          only=_only()),
+    Rule("textsafe", "printing user-derived text safely is used by every layer that prints",
+         only=_only()),
     Rule("components", "the contracts plugins code against; they change only on purpose",
          only=_only()),
     Rule("registry", "what plugins registered; lazy 'module:attr' references only",

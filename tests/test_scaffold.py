@@ -31,8 +31,9 @@ from ganframe.registry import KINDS
 from ganframe.version import PLUGIN_API_VERSION, __version__
 
 ALL_KINDS = list(KINDS)
-#: Tests the generated project has: 3 always, plus one per kind.
-BASE_TESTS = 3
+#: Tests the generated project has: 4 always (listing, light entry point, the shipped recipe,
+#: ganframe check-plugin), plus one per kind.
+BASE_TESTS = 4
 
 # -- names, folders, kinds -------------------------------------------------------------------
 
@@ -177,6 +178,22 @@ def test_pyproject_is_ready_to_publish() -> None:
     assert setuptools["packages"]["find"]["include"] == ["ganframe_my_gan*"]
 
 
+def test_generated_tests_use_the_testing_kit_and_a_neutral_folder() -> None:
+    files = plugin_files("my-gan", ALL_KINDS)
+    tests = files["tests/test_my_gan_plugin.py"]
+    assert "from ganframe.testing import build_component, check_plugin, run_recipe" in tests
+    assert "result = check_plugin(PLUGIN)" in tests
+    # `python -c` from a neutral folder with -P: a ganframe/ folder where the tests run
+    # must not shadow the installed ganframe (nor the plugin)
+    assert '[sys.executable, "-P", "-c", code]' in tests
+    assert "text=True, cwd=tmp_path" in tests
+    for internal in ("as_json(", "config_model(", "spec.build(", "recipe.components"):
+        assert internal not in tests, internal
+    assert "from ganframe.testing import" in files["tests/conftest.py"]
+    assert 'pip install -e ".[test]"' in files["README.md"]
+    assert "ganframe check-plugin my-gan" in files["README.md"]
+
+
 def test_generated_project_is_ruff_clean(tmp_path: Path) -> None:
     if importlib.util.find_spec("ruff") is None:
         pytest.skip("ruff is not installed")
@@ -196,6 +213,8 @@ def test_cli_new_plugin(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "created plugin project" in result.output
+    # the README's install: the test extra brings pytest, which the generated tests need
+    assert f"next: pip install -e '{target.resolve()}[test]' && pytest" in result.output
     assert (target / "ganframe_clitest" / "loss.py").is_file()
     assert not (target / "ganframe_clitest" / "generator.py").exists()
     again = runner.invoke(app, ["new-plugin", "clitest", "--dir", str(target)])
@@ -294,7 +313,13 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstalledPlugin
     reason = _why_not_installable()
     if reason:
         pytest.skip(reason)
-    p = InstalledPlugin(tmp_path_factory.mktemp("scaffold"))
+    root = tmp_path_factory.mktemp("scaffold")
+    # beside the project, a folder named like ganframe (a checkout, say) that is not it: the
+    # generated tests must use the installed ganframe wherever they run from
+    (root / "ganframe").mkdir()
+    (root / "ganframe" / "__init__.py").write_text(
+        'raise ImportError("this is not ganframe but a folder named like it")\n')
+    p = InstalledPlugin(root)
     try:
         p.install()
         yield p
@@ -363,15 +388,22 @@ n_samples = 64
     assert saved["data"]["type"] == c("dataset")
 
 
+def _pytest_command() -> list[str]:
+    """The README's command, ``pytest``: the console script beside this interpreter."""
+    script = Path(sys.executable).with_name("pytest")
+    return [str(script)] if script.is_file() else [sys.executable, "-P", "-m", "pytest"]
+
+
 def test_generated_project_tests_pass_against_the_installed_plugin(
     plugin: InstalledPlugin,
 ) -> None:
     plugin.ensure()
-    # -P: import the installed package, not the source folder pytest runs in
-    proc = _run(
-        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=plugin.path,
-    )
+    # run from the folder that holds the project and a folder named ganframe/, as someone
+    # with a ganframe checkout beside their plugin would
+    parent = plugin.path.parent
+    assert (parent / "ganframe" / "__init__.py").is_file()
+    proc = _run([*_pytest_command(), "-q", "-p", "no:cacheprovider", plugin.path.name],
+                cwd=parent, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert f"{BASE_TESTS + len(KINDS)} passed" in proc.stdout, proc.stdout[-2000:]
     assert "skipped" not in proc.stdout

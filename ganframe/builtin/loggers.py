@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ganframe.loop.events import Callback
-from ganframe.runfolder import METRICS_FILE, MetricsLog
+from ganframe.runfolder import METRICS_FILE, MetricsLog, register
 
 
 class JsonlConfig(BaseModel):
@@ -41,4 +41,6 @@ class JsonlLogger(Callback):
     def _open(self, trainer: Any) -> MetricsLog:
         if self.log is None:
             self.log = MetricsLog(trainer.out / METRICS_FILE, enabled=trainer.is_main)
+            if trainer.is_main:  # listed in the run folder's manifest, for --force
+                register(self.log.path)
         return self.log

@@ -166,6 +166,29 @@ def sliced_w1(a: Tensor, b: Tensor, projections: int = 64, seed: int = 0) -> flo
     return float((pa - pb).abs().mean())
 
 
+def ring_description(info: Any) -> tuple[int, float, float]:
+    """``modes``, ``radius`` and ``std`` of a ring's data description, checked: it comes
+    from a checkpoint when a metric is evaluated on one (``ganframe eval``)."""
+    from ganframe.builtin.toy_plugin import MAX_MODES
+
+    try:
+        modes, radius, std = info["modes"], info["radius"], info["std"]
+    except (KeyError, TypeError):
+        modes = radius = std = None
+    numbers = [v for v in (radius, std)
+               if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+               and 0 < v <= 1e6]
+    if not (isinstance(modes, int) and not isinstance(modes, bool) and 2 <= modes <= MAX_MODES
+            and len(numbers) == 2):
+        raise UserError(
+            "the data description (data_info) is not a gaussian-ring's: its metrics need "
+            f"modes (2 to {MAX_MODES}), radius and std (positive numbers); found modes="
+            f"{modes!r:.40}, radius={radius!r:.40}, std={std!r:.40}. Evaluate a checkpoint of "
+            "a gaussian-ring run."
+        )
+    return modes, float(radius), float(std)
+
+
 class RingModes:
     """How many modes a generator covers and how close it is to the real ring."""
 
@@ -173,8 +196,7 @@ class RingModes:
         self.config = config
 
     def evaluate(self, generator: nn.Module, dataset: Any, ctx: EvalContext) -> dict[str, Any]:
-        info = ctx.data_info
-        modes, radius, std = int(info["modes"]), float(info["radius"]), float(info["std"])
+        modes, radius, std = ring_description(ctx.data_info)
         n = self.config.n_samples
         rng = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
         with torch.no_grad():
@@ -208,8 +230,7 @@ class RingLabelAccuracy:
                 "metric ring-label-accuracy needs a conditional generator (generator "
                 "conditional = true on gaussian-ring data with labels = true)."
             )
-        info = ctx.data_info
-        modes, radius = int(info["modes"]), float(info["radius"])
+        modes, radius, _ = ring_description(ctx.data_info)
         per_class = max(1, self.config.n_samples // modes)
         labels = torch.arange(modes).repeat_interleave(per_class)
         rng = torch.Generator(device=ctx.device).manual_seed(ctx.seed)

@@ -12,14 +12,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ganframe.hookspecs import hookimpl
 
+#: Bounds that keep a valid config buildable: the points are drawn in memory at once (16
+#: bytes each with their mode), widths and depths far beyond any toy model are refused by
+#: validation rather than failing in an allocation, and seeds fit torch's generators.
+MAX_POINTS = 10_000_000
+MAX_MODES = 100_000
+MAX_WIDTH = 65_536
+MAX_LAYERS = 256
+MAX_EVAL_SAMPLES = 1_000_000
+MAX_SEED = 2**63 - 1
+
 
 class RingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    modes: int = Field(8, ge=2, description="Number of Gaussians on the circle.")
-    radius: float = Field(2.0, gt=0, description="Radius of the circle.")
-    std: float = Field(0.05, gt=0, description="Standard deviation of each Gaussian.")
-    size: int = Field(10_000, gt=0, description="Number of points drawn (fixed per seed).")
-    seed: int = Field(0, ge=0, description="Seed of the drawn points (independent of the run).")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    modes: int = Field(8, ge=2, le=MAX_MODES, description="Number of Gaussians on the circle.")
+    radius: float = Field(2.0, gt=0, le=1e6, description="Radius of the circle.")
+    std: float = Field(0.05, gt=0, le=1e6, description="Standard deviation of each Gaussian.")
+    size: int = Field(10_000, gt=0, le=MAX_POINTS,
+                      description="Number of points drawn (fixed per seed).")
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="Seed of the drawn points (independent of the run).")
     labels: bool = Field(
         False,
         description="Label each point with its mode (0 .. modes-1), for conditional models.",
@@ -28,10 +40,11 @@ class RingConfig(BaseModel):
 
 class MLPConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hidden: int = Field(128, gt=0, description="Width of each hidden layer.")
-    layers: int = Field(3, gt=0, description="Number of hidden layers.")
+    hidden: int = Field(128, gt=0, le=MAX_WIDTH, description="Width of each hidden layer.")
+    layers: int = Field(3, gt=0, le=MAX_LAYERS, description="Number of hidden layers.")
     latent_dim: int = Field(
-        8, gt=0, description="Noise dimension (generator only; ignored by the critic)."
+        8, gt=0, le=MAX_WIDTH,
+        description="Noise dimension (generator only; ignored by the critic).",
     )
     conditional: bool = Field(
         False,
@@ -42,8 +55,8 @@ class MLPConfig(BaseModel):
 
 class CriticMLPConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hidden: int = Field(128, gt=0, description="Width of each hidden layer.")
-    layers: int = Field(3, gt=0, description="Number of hidden layers.")
+    hidden: int = Field(128, gt=0, le=MAX_WIDTH, description="Width of each hidden layer.")
+    layers: int = Field(3, gt=0, le=MAX_LAYERS, description="Number of hidden layers.")
     conditional: bool = Field(
         False,
         description="Score (sample, class) pairs: a class embedding is concatenated to the "
@@ -52,8 +65,9 @@ class CriticMLPConfig(BaseModel):
 
 
 class RingMetricConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    n_samples: int = Field(2000, gt=0, description="Generated points evaluated.")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    n_samples: int = Field(2000, gt=0, le=MAX_EVAL_SAMPLES,
+                           description="Generated points evaluated.")
     sigmas: float = Field(
         3.0, gt=0, description="A point is high-quality within this many std of a mode."
     )
@@ -68,7 +82,8 @@ class RingMetricConfig(BaseModel):
 class RingLabelMetricConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_samples: int = Field(
-        2000, gt=0, description="Generated points evaluated, split evenly over the labels."
+        2000, gt=0, le=MAX_EVAL_SAMPLES,
+        description="Generated points evaluated, split evenly over the labels.",
     )
 
 

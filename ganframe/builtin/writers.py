@@ -11,6 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import re
+import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -25,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "atomic_write",
     "image_grid",
+    "remove_stale_temps",
     "write_image_npy",
     "write_image_png",
     "write_points_csv",
@@ -38,10 +43,43 @@ PLOT_MARGIN = 16
 POINT_RADIUS = 2
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Create the parent folder and replace ``path`` with what ``write`` writes, atomically
-    and durably (:func:`ganframe.fileio.atomic_write`); plugins' writers may use it too."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None] | bytes) -> None:
+    """Create the parent folder and replace ``path`` with what ``write`` writes (or with the
+    bytes given), atomically and durably (:func:`ganframe.fileio.atomic_write`), after
+    removing what earlier, killed writes of the same file left behind
+    (:func:`remove_stale_temps`); plugins' writers may use it too."""
+    remove_stale_temps(Path(path))
     fileio.atomic_write(path, write, parents=True)
+
+
+#: A temporary file untouched for this long belongs to a write that was killed: a live write
+#: of a sample file is done within seconds, and its file grows while it runs.
+STALE_TEMP_AGE_S = 60.0
+
+
+def remove_stale_temps(path: Path, min_age_s: float = STALE_TEMP_AGE_S) -> int:
+    """Delete the temporary siblings that killed writes of ``path`` left (``.NAME.<12 hex
+    digits>.tmp``, :func:`ganframe.fileio.atomic_write`'s names) and that nobody has
+    written to for ``min_age_s`` seconds, so that a concurrent write of the same file keeps
+    its own. Returns how many were removed."""
+    folder = path.parent
+    pattern = re.compile(re.escape(f"{fileio.TEMP_PREFIX}{path.name}.") + "[0-9a-f]{12}"
+                         + re.escape(fileio.TEMP_SUFFIX))
+    try:
+        names = [e for e in os.scandir(folder) if pattern.fullmatch(e.name)]
+    except OSError:  # no folder yet, or not ours to list: the write reports what matters
+        return 0
+    removed = 0
+    now = time.time()
+    for entry in names:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= min_age_s:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def _as_array(samples: Tensor | Any) -> np.ndarray:
@@ -130,11 +168,9 @@ def _plot_range(info: dict[str, Any], xy: np.ndarray) -> tuple[tuple[float, floa
     ``[[xlo, xhi], [ylo, yhi]]``; otherwise the data's extent plus a 5% margin."""
     import numpy as np
 
-    given = info.get("plot_range")
+    given = _given_range(info.get("plot_range"))
     if given is not None:
-        if len(given) == 2 and all(isinstance(v, int | float) for v in given):
-            return ((float(given[0]), float(given[1])),) * 2
-        return tuple((float(lo), float(hi)) for lo, hi in given[:2])
+        return given
     out = []
     for axis in range(2):
         values = xy[:, axis][np.isfinite(xy[:, axis])]
@@ -142,6 +178,30 @@ def _plot_range(info: dict[str, Any], xy: np.ndarray) -> tuple[tuple[float, floa
         pad = 0.05 * (hi - lo) if hi > lo else 1.0
         out.append((lo - pad, hi + pad))
     return tuple(out)
+
+
+def _given_range(given: Any) -> tuple[tuple[float, float], ...] | None:
+    """``plot_range`` when it is usable: finite limits, each range wider than nothing. The
+    value comes from a checkpoint's data description, so anything else is ignored (the
+    plot then spans the data) rather than trusted."""
+
+    def pair(value: Any) -> tuple[float, float] | None:
+        if not (isinstance(value, list | tuple) and len(value) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )):
+            return None
+        lo, hi = float(value[0]), float(value[1])
+        return (lo, hi) if hi > lo else None
+
+    both = pair(given)
+    if both is not None:
+        return (both, both)
+    if isinstance(given, list | tuple) and len(given) >= 2:
+        axes = (pair(given[0]), pair(given[1]))
+        if axes[0] is not None and axes[1] is not None:
+            return (axes[0], axes[1])
+    return None
 
 
 def points_plot(points: np.ndarray, info: dict[str, Any]) -> Any:

@@ -1,7 +1,7 @@
 """Generate the reference pages of ``docs/`` from the code, so they cannot drift from it.
 
-``python -m ganframe.devtools.docgen`` rewrites two pages; ``--check`` only compares and exits 1
-when either is stale (the docs test does the same):
+``python -m ganframe.devtools.docgen`` rewrites two pages and one section; ``--check`` only
+compares and exits 1 when any is stale (the docs tests do the same):
 
 * ``docs/recipe-reference.md``: every recipe key of the core (from the pydantic models in
   :mod:`ganframe.recipe`) and the options of every component registered by the core's own
@@ -11,7 +11,9 @@ when either is stale (the docs test does the same):
   test can tell "stale" from "generated elsewhere"; ``--all-plugins`` documents every
   installed plugin instead;
 * ``docs/cli.md``: every command, argument and option of the ``ganframe`` command, read from
-  the typer app through click's introspection.
+  the typer app through click's introspection;
+* the marked API section of ``docs/plugins.md``: every class and function a plugin may use,
+  with its signature and the first paragraph of its docstring (:data:`PLUGIN_API`).
 
 The output is deterministic (sorted, no timestamps, versions or machine paths) so a page only
 changes when the code does. This module imports no torch: pydantic, pluggy and typer only.
@@ -30,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pluggy
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -626,7 +629,9 @@ def cli_reference() -> str:
                 ["1", "Internal error: a bug in ganframe or a plugin (`--debug` shows the "
                  "traceback)."],
                 ["2", "User error: a bad recipe, missing data, a bad checkpoint or output "
-                 "folder, a bad command line; the message says what to fix."],
+                 "folder, a bad command line; the message says what to fix. Also a plugin's "
+                 "code that fails to import or build a component: the message names the "
+                 "plugin, the component and the line (`--debug` shows the traceback)."],
                 ["130", "Interrupted (Ctrl-C)."],
             ],
         ),
@@ -647,6 +652,159 @@ def cli_reference() -> str:
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+# -- the plugin API reference (a marked section of docs/plugins.md) -----------------------
+
+PLUGINS_PAGE = "plugins.md"
+API_BEGIN = "<!-- api-reference:begin -->"
+API_END = "<!-- api-reference:end -->"
+
+#: What a plugin may use, by module: every name listed (classes with their public members).
+#: ``None`` takes the module's ``__all__``; a class name with ``:`` lists only some members.
+PLUGIN_API: tuple[tuple[str, tuple[str, ...] | None, str], ...] = (
+    ("ganframe", ("hookimpl", "PLUGIN_API_VERSION", "SUPPORTED_PLUGIN_APIS"),
+     "The marker of hook implementations and the plugin API versions."),
+    ("ganframe.errors", ("UserError", "PluginError"),
+     "Errors: raise `UserError` for anything the user can fix."),
+    ("ganframe.components", None,
+     "The contracts: what factories get and what components must offer (imports torch)."),
+    ("ganframe.loop.events", ("Callback",),
+     "The base of loggers and callbacks (torch-free)."),
+    ("ganframe.api", ("load_recipe", "train", "load_checkpoint", "sample"),
+     "The Python API: what the command line does."),
+    ("ganframe.plugins", ("load_plugins", "PluginHost:registry,plugins,failures",
+                          "PluginInfo:name,version,status,dist,traceback"),
+     "The plugin host, for tests that look at what a plugin registered."),
+    ("ganframe.registry", ("Registry:get,names,recipe,writer", "ComponentSpec:kind,name,plugin,"
+                           "qualified_name,config_model,build"),
+     "What plugins registered (returned by `host.registry`)."),
+    ("ganframe.testing", None,
+     "Helpers and pytest fixtures for a plugin's tests."),
+)
+
+
+class _Annotation(str):
+    """An annotation string shown as written (``int``, not ``'int'``)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _signature(obj: Any, name: str) -> str:
+    """``name(params) -> result`` with annotations as written in the source."""
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return name
+    empty = inspect.Parameter.empty
+
+    def shown(annotation: Any) -> Any:
+        if annotation is empty:
+            return empty
+        return _Annotation(annotation if isinstance(annotation, str)
+                           else inspect.formatannotation(annotation))
+
+    params = [p.replace(annotation=shown(p.annotation)) for p in sig.parameters.values()
+              if p.name != "self"]
+    text = f"{name}{sig.replace(parameters=params, return_annotation=shown(sig.return_annotation))}"
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+
+def _first_paragraph(obj: Any) -> str:
+    """The docstring's first paragraph on one line, Sphinx roles as markdown code."""
+    import inspect
+
+    doc = inspect.getdoc(obj) or ""
+    name = getattr(obj, "__name__", "")
+    if name and doc.startswith(f"{name}("):  # a dataclass's generated docstring
+        return ""
+    text = " ".join(doc.split("\n\n")[0].split())
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
+def _member_rows(cls: type, only: list[str] | None) -> list[list[str]]:
+    import inspect
+
+    names = only if only is not None else [
+        n for n, v in vars(cls).items()
+        if not n.startswith("_") and (inspect.isfunction(v) or isinstance(v, property))]
+    rows = []
+    for n in names:
+        raw = inspect.getattr_static(cls, n, None)
+        if isinstance(raw, property):
+            rows.append([f"`{n}`", "(property)", _first_paragraph(raw)])
+        elif inspect.isfunction(raw):
+            rows.append([f"`{n}`", f"`{_signature(raw, n)}`", _first_paragraph(raw)])
+        else:
+            kind = cls.__annotations__.get(n, "") if hasattr(cls, "__annotations__") else ""
+            fields = getattr(cls, "__dataclass_fields__", {})
+            kind = kind or getattr(fields.get(n), "type", "")
+            rows.append([f"`{n}`", f"`{kind}`" if kind else "(attribute)", ""])
+    return rows
+
+
+def _api_item(module: Any, spec: str) -> list[str]:
+    import dataclasses
+    import inspect
+
+    name, _, members = spec.partition(":")
+    obj = getattr(module, name)
+    qual = f"{module.__name__}.{name}"
+    if inspect.isclass(obj):
+        only = [m for m in members.split(",") if m] if members else None
+        head = (f"`{_signature(obj, name).removesuffix(' -> None')}`"
+                if dataclasses.is_dataclass(obj) else f"`class {name}`")
+        attrs = [f"`{a}: {t}`" for a, t in vars(obj).get("__annotations__", {}).items()
+                 if not a.startswith("_") and not dataclasses.is_dataclass(obj)]
+        out = [f"#### `{qual}`", "", head, "", *_paragraph(obj)]
+        if attrs and only is None:
+            out += ["Attributes: " + ", ".join(attrs) + ".", ""]
+        rows = _member_rows(obj, only)
+        if rows:
+            out += [*_table(["Member", "Signature", "What"], rows), ""]
+        return out
+    if inspect.isfunction(obj):
+        return [f"#### `{qual}`", "", f"`{_signature(obj, name)}`", "",
+                *_paragraph(obj)]
+    wrapped = getattr(obj, "__wrapped__", None)
+    if inspect.isfunction(wrapped):  # a pytest fixture: a test names it as a parameter
+        return [f"#### `{qual}` (pytest fixture)", "",
+                f"`{_signature(wrapped, name)}`", "", *_paragraph(obj)]
+    if isinstance(obj, pluggy.HookimplMarker):
+        return [f"#### `{qual}`", "", f"`@{qual}`: decorate each hook implementation.", ""]
+    return [f"#### `{qual}`", "", f"`{name} = {obj!r}`", ""]
+
+
+def _paragraph(obj: Any) -> list[str]:
+    text = _first_paragraph(obj)
+    return [text, ""] if text else []
+
+
+def api_reference() -> str:
+    """The reference of what a plugin may use, from the code (imports torch to read it)."""
+    import importlib
+
+    out = [API_BEGIN, f"<!-- Generated by `{COMMAND}` from the code; do not edit by hand. -->",
+           ""]
+    for module_name, names, what in PLUGIN_API:
+        module = importlib.import_module(module_name)
+        out += [f"### `{module_name}`", "", what, ""]
+        for spec in names if names is not None else sorted(module.__all__):
+            out += _api_item(module, spec)
+    out.append(API_END)
+    return "\n".join(line.rstrip() for line in out)
+
+
+def with_api_reference(page: str) -> str:
+    """``page`` (docs/plugins.md) with its marked API section regenerated."""
+    start, end = page.find(API_BEGIN), page.find(API_END)
+    if start < 0 or end < start:
+        return page
+    return page[:start] + api_reference() + page[end + len(API_END):]
 
 
 # -- the command --------------------------------------------------------------------------
@@ -683,7 +841,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder: Path = args.docs or _default_docs_dir()
     stale = []
-    for name, text in pages(everything=args.all_plugins).items():
+    generated = pages(everything=args.all_plugins)
+    guide = folder / PLUGINS_PAGE
+    if guide.is_file():  # hand-written, with a generated section
+        generated[PLUGINS_PAGE] = with_api_reference(guide.read_text(encoding="utf-8"))
+    for name, text in generated.items():
         path = folder / name
         current = path.read_text(encoding="utf-8") if path.is_file() else None
         if current == text:

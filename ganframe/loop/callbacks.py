@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ganframe import runfolder
 from ganframe.components import EvalContext
 from ganframe.loop import snapshot
 from ganframe.loop.events import Callback
@@ -29,10 +30,21 @@ SAMPLE_SEED_OFFSET = 7919  # fixed noise for sample grids, distinct from the tra
 
 class LogScalars(Callback):
     """Every ``log_every`` steps: the mean of each logged scalar since the last row, as one
-    ``"train"`` row for the loggers. A non-finite mean is divergence."""
+    ``"train"`` row for the loggers. A non-finite mean is divergence.
+
+    A run that stops between two rows (a signal, ``--max-steps``) before finishing its phases
+    writes no partial row: the meter's pending sums go into the checkpoint (this callback's
+    state) and come back on resume, so the resumed log equals an uninterrupted run's. Only a
+    run that finished all its phases flushes its last, partial row."""
+
+    #: A colon cannot occur in a registered component's name, so no recipe callback clashes.
+    name = "ganframe:log_scalars"
 
     def __init__(self, every: int) -> None:
         self.every = every
+        self._trainer: Trainer | None = None
+        self._gathered: tuple[int, list[dict[str, Any]]] | None = None  # (step, every rank's)
+        self._loaded: list[dict[str, Any]] | None = None  # read from a checkpoint
 
     def flush(self, trainer: Trainer) -> None:
         from ganframe.loop.trainer import Diverged
@@ -45,15 +57,77 @@ class LogScalars(Callback):
         trainer.log({"step": trainer.state.step, "phase": trainer.phase_name, "event": "train",
                      **values})
 
+    def on_run_start(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+
     def on_step_end(self, trainer: Trainer) -> None:
         if trainer.state.step % self.every == 0:
             self.flush(trainer)
+        elif trainer.dist.enabled and _checkpoint_due(trainer):
+            self._gather(trainer)
 
     def on_interrupt(self, trainer: Trainer, signum: int) -> None:
-        self.flush(trainer)
+        self._stop(trainer)
 
     def on_train_end(self, trainer: Trainer) -> None:
-        self.flush(trainer)
+        self._stop(trainer)
+
+    def _stop(self, trainer: Trainer) -> None:
+        if trainer.state.phase >= len(trainer.phases):  # the run is complete
+            self.flush(trainer)
+        elif trainer.dist.enabled:
+            self._gather(trainer)
+
+    def _gather(self, trainer: Trainer) -> None:
+        """Every process's pending sums, before a checkpoint (all processes take part)."""
+        self._gathered = (trainer.state.step, trainer.meter.gather_states(trainer.dist.world))
+
+    def state_dict(self) -> dict[str, Any]:
+        t = self._trainer
+        if t is None:
+            return {}
+        if not t.dist.enabled:
+            ranks = [t.meter.state()]
+        elif self._gathered is not None and self._gathered[0] == t.state.step:
+            ranks = self._gathered[1]
+        else:
+            ranks = []
+        return {"ranks": ranks} if any(ranks) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from ganframe.loop.meter import check_state
+
+        ranks = state.get("ranks") if isinstance(state, dict) else None
+        if not isinstance(ranks, list) or not ranks:
+            raise ValueError("expected {'ranks': [the pending sums of each process]}")
+        for i, one in enumerate(ranks):
+            problem = check_state(one)
+            if problem:
+                raise ValueError(f"ranks.{i}: {problem}")
+        self._loaded = ranks
+
+    def on_restore(self, trainer: Trainer, path: Path) -> None:
+        """Resume or rollback: the meter holds what it held when the checkpoint was made."""
+        from ganframe.errors import UserError
+
+        loaded, self._loaded = self._loaded, None
+        trainer.meter.reset()
+        if not loaded:
+            return
+        if len(loaded) != trainer.dist.world:
+            raise UserError(
+                f"{path}: callbacks.{self.name} holds the pending log sums of {len(loaded)} "
+                f"process(es) but this run has {trainer.dist.world}; the checkpoint is damaged. "
+                "Use another checkpoint (step-*.safetensors in the same folder)."
+            )
+        trainer.meter.load(loaded[trainer.dist.rank])
+
+
+def _checkpoint_due(trainer: Trainer) -> bool:
+    """Whether :class:`Checkpointing` saves at the end of this step."""
+    cp = trainer.callbacks.find(Checkpointing)
+    s = trainer.state.step
+    return cp is not None and bool(cp.every) and s % cp.every == 0 and s < trainer.limit
 
 
 class SampleGrids(Callback):
@@ -74,6 +148,7 @@ class SampleGrids(Callback):
         path = None
         if self.write is not None:
             path = self.write(x, trainer.out / "samples" / f"step-{trainer.state.step:08d}")
+            runfolder.register(path)  # --force and a failed start's clean-up remove it
         trainer.emit("on_samples", x, path)
 
     def on_step_end(self, trainer: Trainer) -> None:
@@ -135,6 +210,7 @@ class Checkpointing(Callback):
         if not snapshot.weights_finite(trainer):
             raise Diverged(trainer.state.step, "non-finite weights")
         path = snapshot.save(trainer, self.folder)
+        runfolder.register(path)
         trainer.last_checkpoint = path
         if trainer.is_main:
             trainer.emit("on_checkpoint", path)

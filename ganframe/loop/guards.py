@@ -1,4 +1,4 @@
-"""What protects a run: stopping cleanly on SIGINT/SIGTERM, and divergence handling.
+"""What protects a run: stopping cleanly on SIGINT/SIGTERM/SIGHUP, and divergence handling.
 
 Both are callbacks. The signal guard turns the first signal into "finish this step, write a
 checkpoint, stop" (a second one stops at once; checkpoint writes are atomic, so nothing on
@@ -19,14 +19,37 @@ from ganframe.loop.events import Callback
 if TYPE_CHECKING:
     from ganframe.loop.trainer import Trainer, TrainResult
 
-__all__ = ["DivergenceGuard", "SignalStop"]
+__all__ = ["STOP_SIGNALS", "DivergenceGuard", "SignalStop", "StopNow"]
+
+#: What stops a run cleanly: Ctrl-C, ``kill``, and a closed terminal (not on Windows).
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+
+class StopNow(KeyboardInterrupt):
+    """A second SIGTERM or SIGHUP: unwind at once (temporary files are removed on the way,
+    finished checkpoints stay) and exit with 128 + the signal's number. A KeyboardInterrupt,
+    so that nothing that catches ``Exception`` can swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped at once by a second signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class SignalStop(Callback):
-    """First SIGINT/SIGTERM: stop after this step with a checkpoint. Second: stop at once.
+    """First SIGINT/SIGTERM/SIGHUP: stop after this step with a checkpoint (exit 128 + the
+    signal's number: 130, 143, 129). Second: stop at once (130 for SIGINT, else 128 + its
+    number). A signal during the final samples, metrics or checkpoint lets them finish and
+    still reports the interruption (see :class:`~ganframe.loop.trainer.Interrupted`).
 
-    In a multi-process run the ranks agree at logging steps, so that no step pays for an
-    extra synchronisation and every rank stops at the same step."""
+    SIGHUP is what a closing terminal sends: without a handler it would kill the run without
+    a checkpoint. In a multi-process run the ranks agree at logging steps, so that no step
+    pays for an extra synchronisation and every rank stops at the same step."""
 
     def __init__(self, log_every: int) -> None:
         self.log_every = log_every
@@ -40,13 +63,23 @@ class SignalStop(Callback):
 
         def handler(signum: int, frame: Any) -> None:
             if self.signum is not None:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt
-            self.signum = signum
+                self._second(signum)
+            self.signum = trainer.signal_received = signum
             trainer.message("stopping after this step and writing a checkpoint (press Ctrl-C "
                             "again to stop at once)")
 
-        self._previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        # A signal someone chose to ignore stays ignored: `nohup` ignores SIGHUP precisely so
+        # that closing the terminal does not stop the run.
+        self._previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS
+                          if signal.getsignal(s) is not signal.SIG_IGN}
+
+    def _second(self, signum: int) -> None:
+        """Stop at once: a third signal gets the default action (kill, or KeyboardInterrupt)."""
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise StopNow(signum)
 
     def on_step_end(self, trainer: Trainer) -> None:
         if not trainer.dist.enabled:

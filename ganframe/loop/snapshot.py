@@ -20,7 +20,9 @@ from ganframe.checkpoint import (
     restore_module,
     restore_optimizer,
     restore_rng,
+    torch_rng_state,
 )
+from ganframe.errors import UserError
 
 if TYPE_CHECKING:
     from ganframe.loop.trainer import Trainer
@@ -119,19 +121,36 @@ def restore(trainer: Trainer, ckpt: Checkpoint, record: Any) -> list[str]:
     st = trainer.state
     st.step, st.phase, st.phase_step = run.step, run.phase, run.phase_step
     st.rollbacks = run.rollbacks
+    if run.stream.position >= trainer.stream.batches_per_epoch:
+        raise UserError(
+            f"{ckpt.path}: run.stream.position is {run.stream.position}, but an epoch of this "
+            f"run's data has {trainer.stream.batches_per_epoch} batches; the checkpoint is "
+            "damaged. Use another checkpoint (step-*.safetensors in the same folder)."
+        )
     trainer.stream.load_state(run.stream.model_dump())
     for name, state in (record.scalers or {}).items():
         if name in trainer.scalers:
-            trainer.scalers[name].load_state_dict(state)
+            try:
+                trainer.scalers[name].load_state_dict(state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise UserError(f"{ckpt.path}: scalers.{name} is damaged ({exc}); use another "
+                                "checkpoint (step-*.safetensors in the same folder).") from None
     trainer.pending_objective_state = (module_tensors(ckpt, "objective"), run.objective_phase)
     trainer.ran_lengths = run.phase_lengths  # as planned when the run stopped
     restore_rng(ckpt)
-    own = ckpt.tensors.get(f"ranks.{trainer.dist.rank}.rng_torch")
-    if trainer.dist.enabled and own is not None:
-        torch.set_rng_state(own)
+    own = f"ranks.{trainer.dist.rank}.rng_torch"
+    if trainer.dist.enabled and own in ckpt.tensors:
+        torch.set_rng_state(torch_rng_state(ckpt, own))
     for cb in trainer.callbacks.callbacks:
         if cb.name and cb.name in (record.callbacks or {}):
-            cb.load_state_dict(record.callbacks[cb.name])
+            try:
+                cb.load_state_dict(record.callbacks[cb.name])
+            except (ValueError, TypeError, KeyError) as exc:
+                raise UserError(
+                    f"{ckpt.path}: the checkpoint's state of callback {cb.name!r} "
+                    f"(callbacks.{cb.name}) is damaged: {exc}. Use another checkpoint "
+                    "(step-*.safetensors in the same folder)."
+                ) from None
     trainer.resumed = True
     trainer.emit("on_restore", ckpt.path)
     return changed

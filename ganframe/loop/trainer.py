@@ -31,11 +31,13 @@ __all__ = ["Diverged", "Interrupted", "Parts", "Phase", "RunState", "TrainResult
 
 
 class Interrupted(Exception):
-    """SIGINT/SIGTERM arrived; the current step finished and a checkpoint was written."""
+    """SIGINT/SIGTERM/SIGHUP arrived; the current step finished and a checkpoint was written."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: Path, finished: bool = False) -> None:
         super().__init__(f"interrupted by signal {signum} at step {step}")
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        #: the signal came after the last step: the run is complete, its final files written
+        self.finished = finished
 
     @property
     def exit_code(self) -> int:
@@ -111,7 +113,29 @@ class Parts:
 
 
 class Trainer:
-    """Runs the phases of a run and announces what happens to its callbacks."""
+    """Runs the phases of a run and announces what happens to its callbacks.
+
+    The fields of :class:`Parts` are attributes of the trainer (``trainer.generator``,
+    ``trainer.optimizers``, ``trainer.out``...): what callbacks read.
+    """
+
+    settings: Any
+    seed: int
+    device: torch.device
+    out: Path
+    dist: DistInfo
+    dataset: Any
+    stream: DataStream
+    generator: nn.Module
+    critic: nn.Module | None
+    ema: nn.Module | None
+    optimizers: dict[str, torch.optim.Optimizer]
+    learning_rates: LearningRates
+    scalers: dict[str, Any]
+    phases: list[Phase]
+    data_info: dict[str, Any]
+    record: Any
+    extras: dict[str, Any]
 
     def __init__(self, parts: Parts, callbacks: list[Callback]) -> None:
         for name, value in vars(parts).items():
@@ -128,9 +152,12 @@ class Trainer:
         self.ran_lengths: list[int] | None = None  #: phase lengths when the checkpoint was made
         self.resumed = False
         self.limit = 0
+        self.planned = False
         self.phase_name = parts.phases[0].name
+        self.phase_step_done = 0  #: steps done in the phase the last step ran in
         self.last_checkpoint: Path | None = None
-        self.stop_signal: int | None = None
+        self.stop_signal: int | None = None  #: the stop the processes agreed on
+        self.signal_received: int | None = None  #: a signal this process received
         self._buffers = [n for n in (self.generator, self.critic)
                          if n is not None and next(n.buffers(), None) is not None]
 
@@ -188,12 +215,14 @@ class Trainer:
         from ganframe.loop import resume
 
         self.phase_lengths = [p.length(self.stream.batches_per_epoch) for p in self.phases]
+        self.planned = True
         if self.resumed:
             resume.place_in_phases(self.state, self.phase_lengths, self.ran_lengths,
                                    [p.name for p in self.phases], self.extras["source"])
 
     def _fit(self, max_steps: int | None) -> TrainResult:
-        self.plan()
+        if not self.planned:
+            self.plan()
         total = sum(self.phase_lengths)
         self.limit = total if max_steps is None else min(max_steps, total)
         ran_from = self.state.step
@@ -205,6 +234,10 @@ class Trainer:
             return TrainResult(self.out, self.state.step, self.latest_checkpoint(),
                                self.rows, stopped_early)
         self.emit("on_train_end")
+        late = self.stop_signal or self.signal_received
+        if late is not None:  # during the last step or the final samples, metrics, checkpoint
+            raise Interrupted(late, self.state.step, self.last_checkpoint or self.out,
+                              finished=not stopped_early)
         return TrainResult(self.out, self.state.step, self.last_checkpoint, self.rows,
                            stopped_early)
 
@@ -247,7 +280,9 @@ class Trainer:
             if st.phase_step >= steps:
                 st.phase, st.phase_step = st.phase + 1, 0
             self.emit("on_step_end")
-            if self.stop_signal is not None:
+            # A stop after the last step lets the run end as usual (final row, samples,
+            # metrics, checkpoint); _fit then reports the signal.
+            if self.stop_signal is not None and st.phase < len(self.phases):
                 self.emit("on_interrupt", self.stop_signal)
                 raise Interrupted(self.stop_signal, st.step, self.last_checkpoint or self.out)
         if self.state.phase > idx:

@@ -141,5 +141,5 @@ def build_metric(config: Any, ctx: Any) -> MnistFid:
     data_config = getattr(ctx, "data_config", None)
     if root is None and isinstance(data_config, MnistConfig):
         root = data_config.root
-    root = resolve_root(root, getattr(ctx, "recipe_dir", None))
+    root = resolve_root(root, ctx)
     return MnistFid(config, root=root, data_root=getattr(ctx, "data_root", None))

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganframe.components import Batch
+from ganframe.components import Batch, data_path, resolve_data_path
 from ganframe.errors import UserError
 from ganframe_dcgan import download, idx
 
@@ -58,11 +58,13 @@ def search_folders(root: Path | None, data_root: Path | None = None) -> list[Pat
 
 def find_file(folder: Path, name: str) -> Path | None:
     """``name`` raw or gzipped; also the dotted spelling some copies use
-    (``train-images.idx3-ubyte``). Temporary ``*.part`` files never match."""
+    (``train-images.idx3-ubyte``). Temporary ``*.part`` files never match. Anything with the
+    name that is not a folder is found, also a FIFO or a device: reading it then fails with
+    a message saying what it is, instead of a search that goes on elsewhere."""
     dotted = name.replace("-idx", ".idx")
     for candidate in (name, f"{name}.gz", dotted, f"{dotted}.gz"):
         path = folder / candidate
-        if path.is_file():
+        if path.exists() and not path.is_dir():
             return path
     return None
 
@@ -176,18 +178,19 @@ def subset(images: Tensor, labels: Tensor, classes: list[int] | None,
     return images, labels
 
 
-def resolve_root(root: Path | None, recipe_dir: Path | None) -> Path | None:
+def resolve_root(root: Path | None, ctx: Any) -> Path | None:
+    """``root`` as ganframe's data-path convention reads it: a relative folder is looked up
+    in $GANFRAME_DATA, the recipe's folder, then the working directory."""
     if root is None:
         return None
-    root = Path(root).expanduser()
-    if not root.is_absolute() and recipe_dir is not None:
-        root = Path(recipe_dir) / root
-    return root
+    return resolve_data_path(root, ctx, "data.root")
 
 
 def build_mnist(config: Any, ctx: Any) -> MnistDataset:
-    """Factory for the ``mnist`` dataset (config: :class:`ganframe_dcgan.plugin.MnistConfig`)."""
-    root = resolve_root(config.root, getattr(ctx, "recipe_dir", None))
+    """Factory for the ``mnist`` dataset (config: :class:`ganframe_dcgan.plugin.MnistConfig`).
+    ``root`` follows ganframe's data-path convention (recorded resolved for a shipped
+    recipe)."""
+    root = data_path(config, "root", ctx)
     images, labels, source = load_split(
         config.split,
         root,

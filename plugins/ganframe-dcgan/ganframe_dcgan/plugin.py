@@ -31,7 +31,8 @@ class MnistConfig(BaseModel):
     root: Path | None = Field(
         None,
         description="folder holding the four IDX files (searched first; downloads go here); "
-        "relative paths are relative to the recipe file",
+        "a relative folder is looked up in $GANFRAME_DATA, the recipe's folder, then the "
+        "working directory (a shipped recipe's run records it resolved)",
     )
     classes: list[int] | None = Field(
         None, description="keep only these digits, e.g. [0, 1]; default all ten"

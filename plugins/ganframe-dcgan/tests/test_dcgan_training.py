@@ -14,6 +14,8 @@ from ganframe_dcgan import metric
 from ganframe_dcgan.models import build_generator
 from ganframe_dcgan.plugin import DcganGeneratorConfig, MnistFidConfig
 
+from ganframe.testing import assert_resumes_exactly, check_plugin, fake_data_info, make_context
+
 REPO = Path(__file__).resolve().parents[3]
 
 SMALL = [
@@ -65,7 +67,7 @@ def test_short_dcgan_run_learns_and_samples(digits):
     torch.manual_seed(0)
     untrained = build_generator(
         DcganGeneratorConfig(base_width=16, latent_dim=16),
-        SimpleNamespace(data_info={"shape": [1, 28, 28]}),
+        make_context(fake_data_info("image", shape=[1, 28, 28])),
     )
     config = MnistFidConfig(n_samples=200, batch_size=100, kid_subset_size=100, kid_subsets=4)
     m = metric.build_metric(config, SimpleNamespace())
@@ -94,3 +96,21 @@ def test_short_dcgan_run_learns_and_samples(digits):
 
     with Image.open(png) as im:
         assert im.width >= 4 * 28 and im.height >= 4 * 28
+
+
+def test_the_shipped_recipe_resumes_exactly(digits):
+    # data order, labels, both networks, Adam and the RNGs: stopped half way and resumed,
+    # the run ends exactly where a straight one does
+    small = [s for s in SMALL if not s.startswith(("train.steps", "metrics."))]
+    assert_resumes_exactly("dcgan-mnist", out=digits / "resume", steps=4,
+                           overrides=[*small, "metrics=[]", "train.log_every=1"])
+
+
+def test_ganframe_check_plugin_passes_on_tiny_digits(digits):
+    result = check_plugin("dcgan")  # $GANFRAME_DATA holds the self-made digits
+    assert result.ok, result.output
+    rows = {(r["kind"], r["name"]): r for r in result.rows}
+    assert rows[("dataset", "mnist")]["detail"].startswith("image data, 512 items")
+    assert {r["status"] for r in result.rows} == {"ok"}, result.output
+    assert {("recipe", "dcgan-mnist"), ("recipe", "wgan-gp-mnist"),
+            ("metric", "mnist-fid")} <= set(rows)

@@ -22,7 +22,9 @@ class PoemsConfig(_Strict):
     path: str | None = Field(
         None,
         description="Poem file of the training split (title:content or one poem per line). "
-        "Relative paths resolve against the recipe's folder. Default: $GANFRAME_DATA/poems/"
+        "A relative path is looked up in $GANFRAME_DATA, the recipe's folder, then the "
+        "working directory (a shipped recipe's run records it resolved). Default: "
+        "$GANFRAME_DATA/poems/"
         "quatrains5.train.txt, quatrains7.train.txt or tang_poems.txt by mode.",
     )
     test_path: str | None = Field(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ganframe.components import data_path
 from ganframe.errors import UserError
 from ganframe_poet.configs import PoemsConfig
 from ganframe_poet.text import (
@@ -52,17 +53,13 @@ def _parse_cached(path: Path, *, mode: str, max_len: int, min_len: int, punct: s
     return _CACHE[key]
 
 
-def _resolve(value: str, ctx: Any) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_absolute() and getattr(ctx, "recipe_dir", None) is not None:
-        path = Path(ctx.recipe_dir) / path
-    return path
-
-
 def data_files(config: PoemsConfig, ctx: Any) -> tuple[Path, Path | None]:
-    """(training file, test file or None when the test split is a holdout of the first)."""
-    if config.path is not None:
-        train = _resolve(config.path, ctx)
+    """(training file, test file or None when the test split is a holdout of the first).
+    ``path`` and ``test_path`` follow ganframe's data-path convention (a relative file is
+    looked up in $GANFRAME_DATA, the recipe's folder, then the working directory)."""
+    given = data_path(config, "path", ctx)
+    if given is not None:
+        train = given
     else:
         root = getattr(ctx, "data_root", None)
         if root is None and os.environ.get("GANFRAME_DATA", "").strip():
@@ -74,8 +71,9 @@ def data_files(config: PoemsConfig, ctx: Any) -> tuple[Path, Path | None]:
                 f"poems/{DEFAULT_FILES[config.mode]}."
             )
         train = Path(root) / "poems" / DEFAULT_FILES[config.mode]
-    if config.test_path is not None:
-        return train, _resolve(config.test_path, ctx)
+    test = data_path(config, "test_path", ctx)
+    if test is not None:
+        return train, test
     if ".train." in train.name:
         sibling = train.with_name(train.name.replace(".train.", ".test."))
         if sibling.exists():

@@ -34,11 +34,13 @@ COLUMNS = [
 
 
 def _data_split(ckpt: Any, split: str) -> list[str]:
-    from ganframe.api import data_root
+    from ganframe.api import data_root, eval_data_table
     from ganframe.components import BuildContext
     from ganframe.plugins import get_registry
 
-    table = dict(ckpt.recipe.get("data") or {})
+    # a received checkpoint does not choose which files are read: its recorded data path is
+    # used only for the user's own run folder (see ganframe.api.evaluate)
+    table = dict(eval_data_table(ckpt) or {})
     if table.get("type") is None:
         raise UserError(f"{ckpt.path}: the run's recipe has no [data] table; use --references.")
     spec = get_registry().get("dataset", table.pop("type"))
@@ -235,11 +237,13 @@ def sweep_command(
         plot(rows, out / "sweep.png")
     except OSError as exc:
         raise UserError(f"{out}: cannot write the sweep results ({exc.strerror}).") from None
-    sys.stdout.write((out / "sweep.md").read_text(encoding="utf-8"))
+    from ganframe.textsafe import printable  # labels are file names: no terminal codes
+
+    sys.stdout.write(printable((out / "sweep.md").read_text(encoding="utf-8")))
     for label, t in coldest_within(rows, margin).items():
         choice = f"T = {t}" if t is not None else "none of the temperatures tried"
-        sys.stdout.write(f"{label}: coldest temperature with self-BLEU-3 <= real + {margin}: "
-                         f"{choice}\n")
+        sys.stdout.write(printable(f"{label}: coldest temperature with self-BLEU-3 <= real + "
+                                   f"{margin}: {choice}") + "\n")
 
 
 if __name__ == "__main__":  # python -m ganframe_poet.sweep ... == ganframe poet-sweep ...

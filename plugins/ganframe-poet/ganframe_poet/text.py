@@ -68,8 +68,11 @@ class ParsedFile:
 
 
 def _decode(path: Path) -> str:
+    from ganframe.components import open_data_file  # refuses FIFOs, devices and folders
+
     try:
-        data = path.read_bytes()
+        with open_data_file(path, "poem file") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise UserError(
             f"{path}: poem file not found. Set `path` in the recipe's [data] table or point "

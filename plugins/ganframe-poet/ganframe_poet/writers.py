@@ -1,6 +1,7 @@
 """Sample writer for text: one decoded poem per line, so ``ganframe sample`` output can be
 read, diffed and scored with ordinary tools. Written atomically like the core's sample files
-(:func:`ganframe.fileio.atomic_write`): a run killed mid-write leaves no truncated file."""
+(:func:`ganframe.builtin.writers.atomic_write`): a run killed mid-write leaves no truncated
+file, and the temporary file a killed write left is removed by the next write of the file."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from torch import Tensor
 
+from ganframe.builtin.writers import atomic_write
 from ganframe.errors import UserError
-from ganframe.fileio import atomic_write
 from ganframe_poet.text import decode_ids
 
 
@@ -23,4 +24,4 @@ def write_text(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
     if samples.dim() == 3:  # relaxed one-hot rows
         samples = samples.argmax(dim=-1)
     poems = decode_ids(samples.long().cpu().tolist(), info)
-    atomic_write(Path(path), "".join(p + "\n" for p in poems).encode("utf-8"), parents=True)
+    atomic_write(Path(path), "".join(p + "\n" for p in poems).encode("utf-8"))

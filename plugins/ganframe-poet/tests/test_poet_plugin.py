@@ -15,6 +15,7 @@ from ganframe_poet.writers import write_text
 
 from ganframe.errors import UserError
 from ganframe.plugins import load_plugins
+from ganframe.testing import build_component, check_plugin, fake_batch, fake_data_info
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -90,3 +91,32 @@ def test_text_writer_writes_one_poem_per_line(tmp_path):
     assert path.read_text(encoding="utf-8").splitlines()[0] == "白日"
     with pytest.raises(UserError, match="vocabulary"):
         write_text(torch.tensor(rows), path, {"shape": [1]})
+
+
+def test_networks_build_from_a_fake_text_description():
+    # what sampling from a checkpoint does: networks sized from data_info alone
+    info = fake_data_info("text")
+    gen = build_component("generator", "lstm", data_info=info,
+                          options={"embedding_dim": 8, "hidden_dim": 16})
+    poems = gen.generate(3, device="cpu", rng=torch.Generator().manual_seed(0))
+    assert poems.shape == (3, info["seq_len"]) and poems.dtype == torch.int64
+    assert int(poems.max()) < len(info["vocab"])
+    for critic_type in ("cnn", "lstm"):
+        critic = build_component("critic", critic_type, data_info=info)
+        assert critic(fake_batch(info, 5)).shape == (5,)
+
+
+def test_ganframe_check_plugin_passes_on_a_tiny_corpus(corpus, tmp_path, monkeypatch):
+    # the shipped recipes read $GANFRAME_DATA/poems/quatrains5.{train,test}.txt
+    data = tmp_path / "data" / "poems"
+    data.mkdir(parents=True)
+    for split in ("train", "test"):
+        text = corpus.with_name(f"tiny.{split}.txt").read_text(encoding="utf-8")
+        (data / f"quatrains5.{split}.txt").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("GANFRAME_DATA", str(tmp_path / "data"))
+    result = check_plugin("poet")
+    assert result.ok, result.output
+    assert {r["status"] for r in result.rows} == {"ok"}, result.output
+    names = {(r["kind"], r["name"]) for r in result.rows}
+    assert {("dataset", "poems"), ("loss", "seqgan"), ("metric", "bleu"),
+            ("recipe", "lstm-poet"), ("recipe", "lstm-poet-gumbel")} <= names
