@@ -451,7 +451,15 @@ def _read_header(path: Path) -> dict[str, Any]:
             "checkpoint or copy it again."
         )
 
-    data_len = size - 8 - header_len
+    _check_data_section(path, header, size - 8 - header_len)
+    metadata = header.get("__metadata__")
+    text = metadata.get(_META_KEY) if isinstance(metadata, dict) else None
+    return _parse_meta(path, text)
+
+
+def _check_data_section(path: Path, header: dict[str, Any], data_len: int) -> None:
+    """The tensors' byte ranges must end exactly where the file does: a shorter file is
+    truncated, a longer one had something appended (both fall back to a step file)."""
     needed = 0
     for key, entry in header.items():
         if key == "__metadata__":
@@ -479,10 +487,6 @@ def _read_header(path: Path) -> dict[str, Any]:
             "its last tensor, so something was appended to it or it was damaged. Use another "
             "checkpoint (step-*.safetensors in the same folder) or copy it again."
         )
-
-    metadata = header.get("__metadata__")
-    text = metadata.get(_META_KEY) if isinstance(metadata, dict) else None
-    return _parse_meta(path, text)
 
 
 def _parse_meta(path: Path, text: Any) -> dict[str, Any]:

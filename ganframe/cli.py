@@ -369,17 +369,7 @@ def run(
         )
     except Interrupted as stop:
         display.close()
-        folder = stop.checkpoint.parent.parent
-        sets = "".join(f" --set {shlex.quote(x)}" for x in set_ or [])
-        err.print(printable(
-            f"interrupted at step {stop.step} after the run finished; its final checkpoint "
-            f"is {stop.checkpoint}" if stop.finished else
-            f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}\n"
-            f"resume with: ganframe run {shlex.quote(recipe)}{sets} --out "
-            f"{shlex.quote(str(folder))} --resume"),
-            highlight=False,
-            markup=False,
-        )
+        _interrupted(stop, recipe, set_ or [])
         raise typer.Exit(stop.exit_code) from None
     finally:
         display.close()
@@ -392,6 +382,21 @@ def run(
         _say(f"checkpoint: {result.checkpoint}")
         _say(f"sample with: ganframe sample {shlex.quote(str(result.checkpoint))} -n 64 "
              "-o samples.png")
+
+
+def _interrupted(stop: Any, recipe: str, sets: list[str]) -> None:
+    """Where a stopped run's checkpoint is, and the command that continues it."""
+    folder = stop.checkpoint.parent.parent
+    given = "".join(f" --set {shlex.quote(x)}" for x in sets)
+    err.print(printable(
+        f"interrupted at step {stop.step} after the run finished; its final checkpoint "
+        f"is {stop.checkpoint}" if stop.finished else
+        f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}\n"
+        f"resume with: ganframe run {shlex.quote(recipe)}{given} --out "
+        f"{shlex.quote(str(folder))} --resume"),
+        highlight=False,
+        markup=False,
+    )
 
 
 def _say(text: str) -> None:

@@ -119,24 +119,6 @@ class Trainer:
     ``trainer.optimizers``, ``trainer.out``...): what callbacks read.
     """
 
-    settings: Any
-    seed: int
-    device: torch.device
-    out: Path
-    dist: DistInfo
-    dataset: Any
-    stream: DataStream
-    generator: nn.Module
-    critic: nn.Module | None
-    ema: nn.Module | None
-    optimizers: dict[str, torch.optim.Optimizer]
-    learning_rates: LearningRates
-    scalers: dict[str, Any]
-    phases: list[Phase]
-    data_info: dict[str, Any]
-    record: Any
-    extras: dict[str, Any]
-
     def __init__(self, parts: Parts, callbacks: list[Callback]) -> None:
         for name, value in vars(parts).items():
             setattr(self, name, value)
