@@ -237,8 +237,8 @@ def fields_table(model: type[BaseModel], skip: Iterable[str] = ()) -> list[str]:
 # -- the recipe reference -----------------------------------------------------------------
 
 
-def core_reference() -> str:
-    """The recipe keys owned by the core; the same whatever plugins are installed."""
+def _core_sections() -> list[tuple[str, str, Any, Any]]:
+    """(heading, prose, pydantic model, fields to skip) for each part of the core's keys."""
     from ganframe.recipe import (
         ComponentTable,
         MetricTable,
@@ -250,75 +250,58 @@ def core_reference() -> str:
         TrainConfig,
     )
 
-    out: list[str] = [CORE_BEGIN, "", "## Core keys", ""]
-    out += [
-        "### Top level",
-        "",
-        "Keys at the top of the file, before any table. The tables are described below.",
-        "",
-        *fields_table(Recipe),
-        "",
-        "### [ganframe]",
-        "",
-        "What the recipe needs installed. Checked before training starts (not by "
-        "`ganframe validate`); a missing or too old distribution is a user error naming it.",
-        "",
-        *fields_table(RequiresSection),
-        "",
-        "### Component tables",
-        "",
-        "`[data]`, `[generator]`, `[critic]`, `[loss]`, a phase's `loss = { ... }` and each "
-        "`[[metrics]]` table choose a registered component by `type`; every other key of the "
-        "table is an option of that component (see [Components](#components)) and is "
-        "validated against the component's own config model, so unknown keys are errors. "
-        "Without `[loss]` (and without `[[phases]]`) the loss is `non-saturating`.",
-        "",
-        *fields_table(ComponentTable),
-        "",
-        "### [[metrics]]",
-        "",
-        "A component table with one more key owned by the core:",
-        "",
-        *fields_table(MetricTable, skip=ComponentTable.model_fields),
-        "",
-        "### [optim.generator] and [optim.critic]",
-        "",
-        "One optimiser per network, so TTUR is two learning rates. Each is a component "
-        "table: `type` names a registered optimiser and defaults to `\"adam\"`; the other "
-        "keys are that optimiser's options (see [Optimisers](#optimisers); every optimiser "
-        "has `lr`). The learning rate a step uses is `lr` (or the rate the latest phase with an "
-        "`lr` table set) times the schedule's factor at the step within the phase, times "
-        "`train.rollback_lr_factor` per rollback.",
-        "",
-        *fields_table(OptimizerTable),
-        "",
-        "#### [optim.generator.schedule] and [optim.critic.schedule]",
-        "",
-        "The learning-rate schedule, a component table too: `type` names a registered "
-        "schedule (see [Learning-rate schedules](#learning-rate-schedules)) and defaults to "
-        "`\"constant\"`. A schedule is a function of the step within the current phase and "
-        "that phase's length, so each phase starts it again, and a resumed run continues it "
-        "exactly.",
-        "",
-        *fields_table(ScheduleTable),
-        "",
-        "### [train]",
-        "",
-        "Run settings. A single-phase recipe sets exactly one of `steps` and `epochs` here; "
-        "a recipe with `[[phases]]` sets neither (each phase has its own length).",
-        "",
-        *fields_table(TrainConfig),
-        "",
-        "### [[phases]]",
-        "",
-        "Training split into phases run in order, each with its own objective and length "
-        "(exactly one of `steps` and `epochs`). A recipe has either `[loss]` or `[[phases]]`, "
-        "not both; phase names must be unique.",
-        "",
-        *fields_table(PhaseConfig),
-        "",
-        CORE_END,
+    return [
+        ("### Top level",
+         "Keys at the top of the file, before any table. The tables are described below.",
+         Recipe, None),
+        ("### [ganframe]",
+         "What the recipe needs installed. Checked before training starts (not by "
+         "`ganframe validate`); a missing or too old distribution is a user error naming it.",
+         RequiresSection, None),
+        ("### Component tables",
+         "`[data]`, `[generator]`, `[critic]`, `[loss]`, a phase's `loss = { ... }`, each "
+         "`[[metrics]]`, `[[loggers]]` and `[[callbacks]]` table choose a registered component "
+         "by `type`; every other key of the table is an option of that component (see "
+         "[Components](#components)) and is validated against the component's own config "
+         "model, so unknown keys are errors. Without `[loss]` (and without `[[phases]]`) the "
+         "loss is `non-saturating`; without `[[loggers]]` the logger is `jsonl`.",
+         ComponentTable, None),
+        ("### [[metrics]]", "A component table with one more key owned by the core:",
+         MetricTable, ComponentTable.model_fields),
+        ("### [optim.generator] and [optim.critic]",
+         "One optimiser per network, so TTUR is two learning rates. Each is a component "
+         "table: `type` names a registered optimiser and defaults to `\"adam\"`; the other "
+         "keys are that optimiser's options (see [Optimisers](#optimisers); every optimiser "
+         "has `lr`). The learning rate a step uses is `lr` (or the rate the latest phase with "
+         "an `lr` table set) times the schedule's factor at the step within the phase, times "
+         "`train.rollback_lr_factor` per rollback.",
+         OptimizerTable, None),
+        ("#### [optim.generator.schedule] and [optim.critic.schedule]",
+         "The learning-rate schedule, a component table too: `type` names a registered "
+         "schedule (see [Learning-rate schedules](#learning-rate-schedules)) and defaults to "
+         "`\"constant\"`. A schedule is a function of the step within the current phase and "
+         "that phase's length, so each phase starts it again, and a resumed run continues it "
+         "exactly.",
+         ScheduleTable, None),
+        ("### [train]",
+         "Run settings. A single-phase recipe sets exactly one of `steps` and `epochs` here; "
+         "a recipe with `[[phases]]` sets neither (each phase has its own length).",
+         TrainConfig, None),
+        ("### [[phases]]",
+         "Training split into phases run in order, each with its own objective and length "
+         "(exactly one of `steps` and `epochs`). A recipe has either `[loss]` or "
+         "`[[phases]]`, not both; phase names must be unique.",
+         PhaseConfig, None),
     ]
+
+
+def core_reference() -> str:
+    """The recipe keys owned by the core; the same whatever plugins are installed."""
+    out: list[str] = [CORE_BEGIN, "", "## Core keys", ""]
+    for heading, prose, model, skip in _core_sections():
+        table = fields_table(model, skip=skip) if skip is not None else fields_table(model)
+        out += [heading, "", prose, "", *table, ""]
+    out.append(CORE_END)
     return "\n".join(out)
 
 
@@ -619,7 +602,13 @@ def cli_reference() -> str:
             "",
             *_params_tables(command, sub),
         ]
-    out += [
+    out += _cli_appendix()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _cli_appendix() -> list[str]:
+    """Exit statuses and environment variables, the same for every command."""
+    return [
         "## Exit status",
         "",
         *_table(
@@ -632,7 +621,9 @@ def cli_reference() -> str:
                  "folder, a bad command line; the message says what to fix. Also a plugin's "
                  "code that fails to import or build a component: the message names the "
                  "plugin, the component and the line (`--debug` shows the traceback)."],
-                ["130", "Interrupted (Ctrl-C)."],
+                ["128+N", "Stopped by signal N after finishing the step and writing a "
+                 "checkpoint: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP. A second signal "
+                 "stops at once (130 for Ctrl-C, 143 for SIGTERM)."],
             ],
         ),
         "",
@@ -647,7 +638,6 @@ def cli_reference() -> str:
             ],
         ),
     ]
-    return "\n".join(out).rstrip() + "\n"
 
 
 def _first_line(text: str | None) -> str:
