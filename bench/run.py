@@ -61,13 +61,14 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": {"repeats": 3},
     },
     "startup": {"cpu": {"repeats": 7}, "quick": {"repeats": 2}},
+    "images": {"cpu": {"n": 10_000, "repeats": 3}, "quick": {"n": 640, "repeats": 1}},
     "ddp": {
         "cpu": {"steps": 150, "log_every": 25, "skip_rows": 2, "repeats": 3},
         "cuda": {"steps": 1500, "log_every": 100, "skip_rows": 2, "repeats": 3},
         "quick": {"steps": 20, "log_every": 5, "skip_rows": 1, "repeats": 1},
     },
 }
-CPU_GROUPS = ["dcgan", "mle", "seqgan", "bleu", "checkpoint", "startup", "ddp"]
+CPU_GROUPS = ["dcgan", "mle", "seqgan", "bleu", "checkpoint", "startup", "ddp", "images"]
 GPU_GROUPS = ["dcgan-gpu", "mle-gpu", "seqgan-gpu", "checkpoint-gpu", "ddp-gpu"]
 TITLES = {
     "dcgan": "DCGAN-MNIST training throughput",
@@ -76,6 +77,7 @@ TITLES = {
     "bleu": "BLEU-2..4 vs nltk",
     "checkpoint": "Checkpoint save and load",
     "startup": "CLI startup",
+    "images": "image-folder pipeline vs PIL + DataLoader",
     "ddp": "DCGAN-MNIST `ganframe run --nproc 2` vs 1 process",
 }
 GOALS = {"dcgan-hand": 0.97, "seqgan": 10.0, "bleu": 100.0}
@@ -364,6 +366,32 @@ class Suite:
                 raw={k: v for k, v in times.items()},
             ))
 
+    def images(self) -> None:
+        """image-folder vs a hand-written PIL + DataLoader loader (bench/image_pipeline.py;
+        torchvision, the usual baseline, does not import beside this torch build)."""
+        import image_pipeline
+
+        s = self.settings("images")
+        for workers in (0, 2):
+            r = image_pipeline.measure(s["n"], s["repeats"], workers)
+            rate = r["rate"]
+            for what, ours, base in (("first epoch", "ours_first", "base_first"),
+                                     ("after a restart (cached)", "ours_cached",
+                                      "base_second")):
+                ratios = [a / b for a, b in zip(rate[ours], rate[base], strict=True)]
+                self.rows.append(Row(
+                    f"image-folder {what}: {r['n']:,} PNGs -> 32 px RGB, batch 64 vs PIL + "
+                    f"DataLoader(num_workers={workers})",
+                    ours=_fmt_rate(median(rate[ours]), "img/s"),
+                    base=_fmt_rate(median(rate[base]), "img/s"),
+                    ratio=median(ratios), spread=(min(ratios), max(ratios)),
+                    note=(f"{s['repeats']} alternating repeats; images/s = images / (build + "
+                          "one epoch); the baseline decodes every epoch (its second epoch is "
+                          "the cached column); cached build (scan + cache read) "
+                          f"{_fmt_s(median(r['cached_build_s']))}"),
+                    raw=r,
+                ))
+
     def ddp(self, device: str = "cpu") -> None:
         tag = " [GPU]" if device == "cuda" else ""
         name = f"DCGAN-MNIST `ganframe run --nproc 2` vs 1 process{tag} (global img/s)"
@@ -513,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": suite.checkpoint,
         "startup": suite.startup,
         "ddp": suite.ddp,
+        "images": suite.images,
         "dcgan-gpu": lambda: suite.dcgan("cuda"),
         "mle-gpu": lambda: suite.mle("cuda"),
         "seqgan-gpu": lambda: suite.seqgan("cuda"),

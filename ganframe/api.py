@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # torch stays out of import time
     from ganframe.distributed import DistInfo
     from ganframe.loop.events import Callback
     from ganframe.loop.trainer import TrainResult
+    from ganframe.pretrained import Generator
     from ganframe.run_record import RunRecord
 
 DATA_ENV = "GANFRAME_DATA"
@@ -82,12 +83,17 @@ def train(
     device: str | None = None,
     max_steps: int | None = None,
     callbacks: Sequence[Callback] = (),
-    progress: Callback | None = None,
+    progress: Callback | bool | None = None,
 ) -> TrainResult:
     """Run a recipe into a run folder (default ``runs/<name>``) and return where it ended.
 
     ``callbacks`` listen to the run's events after the core's own and the recipe's loggers
-    and callbacks (``progress`` is one more, kept for callers written before 0.2)."""
+    and callbacks. ``progress`` is how the run shows itself while it trains: by default
+    (``None`` or ``True``) plain lines on stdout, one per log interval (step, phase, losses,
+    throughput, ETA) after the start-up lines (device, threads, precision, data, run
+    folder), which suits notebooks and scripts; ``False`` shows nothing; a callback (such as
+    :class:`ganframe.progress.RichProgress` or :class:`ganframe.loop.callbacks.Progress`)
+    shows it its own way."""
 
     from ganframe import distributed, runfolder
     from ganframe.device import cpu_threads, select_device
@@ -104,7 +110,7 @@ def train(
     out_dir = Path(out) if out is not None else runfolder.default_folder(rec.name,
                                                                          resolved.source)
     info = distributed.from_env()
-    listeners = [*callbacks, *([progress] if progress is not None else [])]
+    listeners = [*callbacks, *_progress_display(progress)]
     restore_signals = _terminate_during_startup()
     session = None
     try:
@@ -129,6 +135,19 @@ def train(
         if session is not None:
             session.close()
         restore_signals()
+
+
+def _progress_display(progress: Callback | bool | None) -> list[Callback]:
+    """``train(progress=...)`` as the listeners to add: see :func:`train`."""
+    if progress is False:
+        return []
+    if progress is None or progress is True:
+        from rich.console import Console
+
+        from ganframe.progress import RichProgress
+
+        return [RichProgress(Console(highlight=False), plain=True)]
+    return [progress]
 
 
 class Terminated(SystemExit):
@@ -312,14 +331,28 @@ class LoadedCheckpoint:
     record: RunRecord | None = None
 
 
-def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoint:
-    """Rebuild the generator (EMA weights when the run kept an EMA) in eval mode."""
+def load_checkpoint(path: str | Path, *, device: str = "cpu",
+                    known_good: bool = False) -> LoadedCheckpoint:
+    """Rebuild the generator (EMA weights when the run kept an EMA) in eval mode.
+
+    ``known_good`` skips the build on the meta device (below), whose first use costs about
+    as much as importing torch; only for a file whose bytes were checked against a digest a
+    plugin registered (:func:`ganframe.pretrained.load`), which describes the plugin's own
+    network. The guarded real build still applies."""
     from ganframe.checkpoint import read_checkpoint, restore_module
     from ganframe.components import BuildContext
     from ganframe.device import select_device
+    from ganframe.export import check_export
     from ganframe.run_record import RunRecord
 
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and path.suffix != ".safetensors" and (
+            get_registry().pretrained_model(str(path)) is not None):
+        raise UserError(
+            f"{path}: no such file or folder; {str(path)!r} is the name of a pretrained "
+            f"generator, which 'ganframe sample {path}' and ganframe.api.pretrained() take by "
+            "name ('ganframe models' lists them). Here give a checkpoint or generator file."
+        )
     if path.is_dir():
         from ganframe.checkpoint import CheckpointDir
 
@@ -329,6 +362,7 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
             raise UserError(f"{path}: no checkpoint found in this folder.")
         path = latest
     ckpt = read_checkpoint(path)
+    check_export(ckpt.meta, path)  # a generator file (ganframe export): its section is ours
     record = RunRecord.from_meta(ckpt.meta, path)  # names the file and the damaged field
     gen = record.generator
     registry = get_registry()
@@ -350,7 +384,8 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
     # description is checked against them on the meta device (no memory) before anything
     # is built for real, so a small file cannot make us allocate a huge network.
     budget = _SizeBudget(ckpt, prefix, gen.type, path)
-    budget.check_on_meta(spec, config, record.data_info)
+    if not known_good:
+        budget.check_on_meta(spec, config, record.data_info)
     with budget.guard():
         model = spec.build(config, BuildContext(data_info=record.data_info, device=dev)).to(dev)
     restore_module(ckpt, prefix, model)
@@ -365,6 +400,40 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> LoadedCheckpoin
         ckpt.meta,
         record,
     )
+
+
+def pretrained(name: str, *, device: str = "cpu") -> Generator:
+    """A pretrained generator that an installed plugin ships, by name (``ganframe models``
+    lists them), ready to call: ``pretrained("dcgan-mnist")(64)`` draws 64 digits with its
+    recommended sampling options. The file is checked against the sha256 the plugin
+    registered before it is read. A path is refused: use :func:`load_generator` for files."""
+    from ganframe import pretrained as shipped
+
+    if isinstance(name, os.PathLike) or shipped.looks_like_path(str(name)) or (
+            Path(name).exists() and get_registry().pretrained_model(name) is None):
+        raise UserError(
+            f"pretrained() takes the name of a pretrained generator (see 'ganframe models'), "
+            f"but {str(name)!r} is a path; load a checkpoint or a generator file with "
+            "ganframe.api.load_generator(path)."
+        )
+    spec = shipped.find(name)
+    return shipped.Generator.from_loaded(shipped.load(spec, device=device), spec.name,
+                                         spec.card)
+
+
+def load_generator(path: str | Path, *, device: str = "cpu") -> Generator:
+    """The generator of a checkpoint, a run folder or a generator file (``ganframe export``),
+    ready to call like :func:`pretrained`'s, with the sampling options the file recommends."""
+    from ganframe import pretrained as shipped
+
+    if isinstance(path, str) and not Path(path).exists() and not shipped.looks_like_path(
+            path) and get_registry().pretrained_model(path) is not None:
+        raise UserError(
+            f"{path!r} is no file or folder but the name of a pretrained generator; load it "
+            f"with ganframe.api.pretrained({path!r})."
+        )
+    loaded = load_checkpoint(path, device=device)
+    return shipped.Generator.from_loaded(loaded, str(loaded.path))
 
 
 class _OverBudget(BaseException):
@@ -584,12 +653,36 @@ def _sample_labels(
     return values[torch.arange(n) % len(labels)], n
 
 
-def write_samples(samples: torch.Tensor, path: str | Path, checkpoint: LoadedCheckpoint) -> Path:
-    """Write samples in the format the file suffix names (``.png``, ``.npy``, ``.txt``...)."""
+def sample_labels(
+    checkpoint: LoadedCheckpoint, labels: Any, n: int
+) -> list[int] | None:
+    """The class of each of the samples :func:`sample` draws for ``labels`` (None: random
+    classes, or an unconditional generator), for :func:`write_samples`."""
+    import torch
+
+    if labels is None or not getattr(checkpoint.generator, "conditional", False):
+        return None
+    values, n = _sample_labels(checkpoint, labels, n)
+    if not isinstance(values, torch.Tensor):
+        values = torch.as_tensor(values)
+    return values.reshape(-1).expand(n).tolist() if values.numel() == 1 else values.tolist()
+
+
+def write_samples(
+    samples: torch.Tensor,
+    path: str | Path,
+    checkpoint: LoadedCheckpoint,
+    labels: Sequence[int] | None = None,
+) -> Path:
+    """Write samples in the format the file suffix names (``.png``, ``.npy``, ``.txt``...).
+    ``labels`` (each sample's class, see :func:`sample_labels`) reach the writer as
+    ``info["sample_labels"]``: the PNG grid then shows one row per class."""
     path = Path(path)
     spec = get_registry().writer(checkpoint.data_kind, path.suffix)
+    info = checkpoint.info if labels is None else {**checkpoint.info,
+                                                    "sample_labels": list(labels)}
     try:
-        spec.write(samples, path, checkpoint.info)
+        spec.write(samples, path, info)
     except OSError as exc:
         raise UserError(f"{path}: cannot write samples ({exc.strerror}).") from None
     return path
@@ -704,6 +797,13 @@ def _recorded(table: dict[str, Any], spec: Any, trusted: bool, where: str
     kept = {k: v for k, v in table.items() if usable(k, v)}
     dropped = [f"{where}.{k}" for k in table if k not in kept and k != "every"]
     return kept, dropped
+
+
+def shareable_table(table: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """A component table of a run's recipe as a received checkpoint's is used (see
+    :func:`evaluate`): without the options that take free text (paths, file names) unless
+    they hold the default. ``ganframe export`` writes recipes this way."""
+    return _recorded(table, spec, False, "")[0]
 
 
 def _metric_tables(ckpt: LoadedCheckpoint, metrics: Sequence[str] | None, registry: Registry,

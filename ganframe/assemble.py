@@ -20,6 +20,7 @@ from torch import nn
 
 from ganframe import distributed
 from ganframe.components import BuildContext
+from ganframe.device import PerformanceWarning, bf16_warning
 from ganframe.errors import PluginError, UserError
 from ganframe.loop.callbacks import (
     Checkpointing,
@@ -32,6 +33,7 @@ from ganframe.loop.data import DataStream
 from ganframe.loop.events import Callback
 from ganframe.loop.guards import DivergenceGuard, SignalStop
 from ganframe.loop.optim import LearningRates, hyperparameters, phase_rates
+from ganframe.loop.startup import StartupReport
 from ganframe.loop.trainer import Parts, Phase, Trainer
 
 if TYPE_CHECKING:
@@ -225,6 +227,8 @@ def _speed(resolved: ResolvedRecipe, device: torch.device, nets: list[nn.Module]
                 f'on {device}); use "bf16" on CPUs.'
             )
         scalers = {name: torch.amp.GradScaler("cuda") for name in optimizers}
+    if train.precision == "bf16" and (slow := bf16_warning(device)):
+        warnings.warn(slow, PerformanceWarning, stacklevel=2)
     if train.channels_last:
         for net in nets:
             net.to(memory_format=torch.channels_last)
@@ -293,15 +297,16 @@ def _core_callbacks(resolved: ResolvedRecipe, registry: Registry, ctx: BuildCont
     writer = registry.default_writer(kind)
     info = ctx.data_info
 
-    def write(samples: Any, stem: Path) -> Path:
+    def write(samples: Any, stem: Path, labels: list[int] | None = None) -> Path:
         assert writer is not None
         path = stem.with_suffix(writer.suffix)
-        writer.write(samples, path, info)
+        writer.write(samples, path, info if labels is None else {**info, "sample_labels": labels})
         return path
 
     metrics = [ScheduledMetric(rec.metrics[i].type, metric, rec.metrics[i].every)
                for i, (_spec, metric) in enumerate(_built(resolved, "metrics", ctx))]
     return [
+        StartupReport(),  # device, threads, precision, data, run folder: when training starts
         LogScalars(train.log_every),
         SampleGrids(train.sample_every, train.sample_count, write if writer else None),
         MetricRunner(metrics),

@@ -65,8 +65,11 @@ class _WithPluginCommands(TyperGroup):
         return core + sorted(n for n in _plugin_specs(ctx) if n not in core)
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        from ganframe.helpstyle import house_style
+
         found = super().get_command(ctx, cmd_name)
-        return found if found is not None else _plugin_command(ctx, cmd_name)
+        # help as RECIPE and --out PATH, not {recipe} and <path>, for plugin commands too
+        return house_style(found if found is not None else _plugin_command(ctx, cmd_name))
 
 
 app = typer.Typer(
@@ -241,7 +244,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         def one_line(message, category, filename, lineno, file=None, line=None):
             if category.__name__ in ("PluginVersionWarning", "PluginWarning",
-                                     "UntrustedOptionsWarning"):
+                                     "UntrustedOptionsWarning", "PerformanceWarning"):
                 err.print(f"warning: {printable(message)}", style="yellow", highlight=False,
                           markup=False)
                 _debug_details(getattr(message, "details", ""))
@@ -332,7 +335,11 @@ def run(
     max_steps: Annotated[
         int | None, typer.Option(help="Stop after this many steps in total (smoke runs).")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines, no live bar.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Plain lines, one per log interval (what a pipe or "
+                     "a log file gets), no live bar."),
+    ] = False,
     nproc: Annotated[
         int,
         typer.Option(help="Train in N processes (torch.distributed; gloo on CPU, nccl on GPU)."),
@@ -365,7 +372,7 @@ def run(
             force=force,
             device=device,
             max_steps=max_steps,
-            callbacks=[display],
+            progress=display,
         )
     except Interrupted as stop:
         display.close()
@@ -375,13 +382,27 @@ def run(
         display.close()
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    _finished(result, display.data_kind)
+
+
+def _finished(result: Any, data_kind: str) -> None:
+    """Where the run's files are and the commands that use them (sample, report, TensorBoard);
+    the sample file's suffix is the data kind's default writer's (``.txt`` for text)."""
+    from ganframe.builtin.loggers import TB_FOLDER
+
     how = "stopped at --max-steps" if result.stopped_early else "finished"
     # paths carry the recipe's name: printed as text, never as markup or terminal codes
     _say(f"run {how} at step {result.step}; run folder: {result.out}")
     if result.checkpoint is not None:
+        writer = _host().registry.default_writer(data_kind) if data_kind else None
+        suffix = writer.suffix if writer is not None else ".png"
         _say(f"checkpoint: {result.checkpoint}")
         _say(f"sample with: ganframe sample {shlex.quote(str(result.checkpoint))} -n 64 "
-             "-o samples.png")
+             f"-o samples{suffix}")
+    if (result.out / TB_FOLDER).is_dir():
+        _say(f"TensorBoard logs: {result.out / TB_FOLDER} (view with: tensorboard --logdir "
+             f"{shlex.quote(str(result.out / TB_FOLDER))})")
+    _say(f"report with: ganframe report {shlex.quote(str(result.out))} -o report.html")
 
 
 def _interrupted(stop: Any, recipe: str, sets: list[str]) -> None:
@@ -433,11 +454,51 @@ def validate(
          + ", ".join(p.name for p in phases) + ")")
 
 
+# ``ganframe sample``'s name-or-path argument and latent-tool options (ganframe.latent).
+SampleRef = Annotated[
+    str,
+    typer.Argument(
+        metavar="CHECKPOINT",
+        help="Checkpoint file, run folder, generator file (ganframe export) or the name of a "
+        "pretrained generator (ganframe models). An existing file or folder wins over a "
+        "name; plugin:name always means the pretrained generator.",
+    ),
+]
+SampleCount = Annotated[
+    int | None,
+    typer.Option("-n", help="Number of samples (1 to 1,000,000; default 64), or of rows with "
+                 "--interpolate (default 8) or of walking samples with --walk (default 16)."),
+]
+TruncationOpt = Annotated[
+    float | None,
+    typer.Option(help="Truncation trick: redraw every latent value beyond this magnitude "
+                 "(e.g. 0.7; standard-normal latents only)."),
+]
+InterpolateOpt = Annotated[
+    bool,
+    typer.Option("--interpolate", help="Rows of --steps images between two noise vectors "
+                 "(two classes with --labels A,B for a conditional generator)."),
+]
+WalkOpt = Annotated[
+    bool,
+    typer.Option("--walk", help="A latent walk of --steps frames: an animated .gif, or a .png "
+                 "with one row per sample."),
+]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option(help="Images per interpolation (default 10) or frames of a walk (default "
+                 "24)."),
+]
+PathOpt = Annotated[
+    str, typer.Option("--path", help="Interpolation path: slerp (great circle) or line.")
+]
+
+
 @app.command()
 @guarded
 def sample(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file or run folder.")],
-    n: Annotated[int, typer.Option("-n", help="Number of samples (1 to 1,000,000).")] = 64,
+    checkpoint: SampleRef,
+    n: SampleCount = None,
     output: Annotated[
         Path, typer.Option("--out", "-o", help="Output file; its suffix picks the format.")
     ] = Path("samples.png"),
@@ -449,8 +510,8 @@ def sample(
             metavar="LABELS",
             help="Classes to draw, for a conditional generator: one class (3), a "
             "comma-separated list cycled over the samples (0,1,2), or 'all' (every class in "
-            "turn, -n rounded up to a multiple of the number of classes). Default: random "
-            "classes.",
+            "turn, -n rounded up to a multiple of the number of classes). A .png grid then "
+            "shows one row per class. Default: random classes.",
         ),
     ] = None,
     option: Annotated[
@@ -478,22 +539,31 @@ def sample(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="Device to generate on.")] = "cpu",
+    truncation: TruncationOpt = None,
+    interpolate: InterpolateOpt = False,
+    walk: WalkOpt = False,
+    steps: StepsOpt = None,
+    path: PathOpt = "slerp",
 ) -> None:
-    """Generate samples from a checkpoint alone (no recipe or data needed)."""
-    if not 0 < n <= MAX_SAMPLES:
+    """Generate samples from a checkpoint, a generator file or a pretrained generator (no
+    recipe or data needed); uses the sampling options the file recommends unless given."""
+    if n is not None and not 0 < n <= MAX_SAMPLES:
         raise UserError(f"-n {n}: give a number of samples from 1 to {MAX_SAMPLES:,}; for "
                         "more, run 'ganframe sample' several times with different --seed.")
+    if steps is not None and not 2 <= steps <= 1000:
+        raise UserError(f"--steps {steps}: give a number from 2 to 1000.")
     _check_seed(seed)
     shorthands = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
                   "constrained": constrained}
     options = _sampling_options(option or [], shorthands)
     _host()
-    from ganframe import api
+    from ganframe.sample_command import SampleRequest, run
 
-    ckpt = api.load_checkpoint(checkpoint, device=device)
-    x = api.sample(ckpt, n, seed=seed, labels=_parse_labels(labels), **options)
-    path = api.write_samples(x, output, ckpt)
-    _say(f"wrote {x.shape[0]} samples to {path}")
+    request = SampleRequest(checkpoint, output, n, seed, _parse_labels(labels), options,
+                            device, truncation, interpolate, walk, steps, path)
+    count, written = run(request, lambda text: err.print(
+        printable(f"note: {text}"), highlight=False, markup=False))
+    _say(f"wrote {count} samples to {written}")
 
 
 #: ``ganframe sample -n`` at most: the samples are drawn in one batch and held in memory.
@@ -592,66 +662,42 @@ def eval_(
 def list_plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List plugins, their status and the components they register."""
-    from ganframe.registry import COMPONENT_KINDS
+    """List plugins, their status and what they register (components, sample writers,
+    recipes, commands)."""
+    from ganframe.plugin_listing import plugin_rows, render
 
-    host = _host()
-    rows = [p.as_json(host.registry) for p in host.plugins]
+    rows = plugin_rows(_host())
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    from rich.table import Table
-
-    primary = [k for k in COMPONENT_KINDS if k.primary]
-    # The other kinds (optimisers, schedules) share one column, so the table stays readable.
-    others = [k for k in COMPONENT_KINDS if not k.primary]
-
-    def other_cell(row: dict[str, Any]) -> str:
-        found = [(k.plural, row["components"].get(k.name)) for k in others]
-        return "\n".join(f"{plural}: {', '.join(names)}" for plural, names in found if names)
-
-    show_others = any(other_cell(row) for row in rows)
-    table = Table(title="ganframe plugins")
-    table.add_column("plugin")
-    table.add_column("version")
-    table.add_column("status")
-    for kind in primary:
-        table.add_column(kind.plural)
-    if show_others:
-        table.add_column("other")
-    table.add_column("commands")
-    for row in rows:
-        status = row["status"]
-        style = "green" if status == "ok" else ("red" if status.startswith("failed") else "yellow")
-        table.add_row(  # plugin metadata is text, never markup
-            _cell(row["name"]),
-            _cell(row["version"]),
-            _cell(status, style),
-            *(_cell(", ".join(row["components"][k.name])) for k in primary),
-            *([_cell(other_cell(row))] if show_others else []),
-            _cell(", ".join(row["commands"])),
-        )
-    out.print(table)
+    render(rows, out)
 
 
 @app.command()
 @guarded
 def recipes(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the recipes that installed plugins ship (run them by name)."""
+    from ganframe.recipe_facts import recipe_summary
+
     host = _host()
+    # the summary is made from the recipe file (its description, steps, phases): never stale
     items = [
-        {"name": r.name, "plugin": r.plugin, "summary": r.summary} for r in host.registry.recipes
+        {"name": r.name, "plugin": r.plugin, "summary": recipe_summary(r)}
+        for r in host.registry.recipes
     ]
     if as_json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
     from rich.table import Table
 
+    # two columns, the plugin under the name: fits 80 columns without cutting a name
     table = Table(title="registered recipes")
-    for col in ("name", "plugin", "summary"):
-        table.add_column(col)
+    table.add_column("recipe (plugin)", overflow="fold")
+    table.add_column("summary", overflow="fold")
     for item in items:
-        table.add_row(_cell(item["name"]), _cell(item["plugin"]), _cell(item["summary"]))
+        name = _cell(item["name"], "bold")
+        name.append("\n" + printable(item["plugin"]), style="dim")
+        table.add_row(name, _cell(item["summary"]))
     out.print(table)
 
 

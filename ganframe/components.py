@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -455,6 +455,9 @@ class StepContext:
     #: int64 (N,) labels of the real batch being trained on, None for unlabelled data; the
     #: loop sets them before every critic and generator update.
     labels: Tensor | None = None
+    #: DiffAugment of every critic input (``train.augment``), applied by :meth:`score` and
+    #: :meth:`score_and_classes` to real and fake batches alike; None: off.
+    augment: Callable[[Tensor], Tensor] | None = None
 
     @property
     def progress(self) -> float:
@@ -507,19 +510,45 @@ class StepContext:
     def score(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """The critic's output for ``x``; a conditional critic (``conditional = True``) gets
         ``labels`` too, an unconditional one ignores them, so objectives can always pass
-        them."""
+        them. With ``train.augment`` the critic sees ``augment(x)``: every critic call of
+        an objective goes through here (or :meth:`score_and_classes`), so real and fake
+        inputs are augmented alike."""
+        critic = self._critic_for(labels)
+        if self.augment is not None:
+            x = self.augment(x)
+        if not getattr(critic, "conditional", False):
+            return critic(x)
+        return critic(x, labels)
+
+    def score_and_classes(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The critic's score and its auxiliary class logits (N, K) for ``x`` in one pass,
+        for the AC-GAN loss option: the critic must offer ``score_and_classes(x, labels)``
+        (the dcgan critic does with ``aux_classifier = true``). Augmented like :meth:`score`.
+        """
+        critic = self._critic_for(labels)
+        if not callable(getattr(critic, "score_and_classes", None)):
+            raise UserError(
+                f"the loss's aux_classifier option needs a critic with an auxiliary class "
+                f"head (a score_and_classes method), and critic {type(critic).__name__} has "
+                "none; use one that offers it (dcgan: aux_classifier = true in [critic]) or "
+                "set aux_classifier = 0."
+            )
+        if self.augment is not None:
+            x = self.augment(x)
+        conditional = getattr(critic, "conditional", False)
+        return critic.score_and_classes(x, labels if conditional else None)
+
+    def _critic_for(self, labels: Tensor | None) -> nn.Module:
         critic = self.critic
         if critic is None:
             raise UserError("this objective scores samples but the recipe has no [critic].")
-        if not getattr(critic, "conditional", False):
-            return critic(x)
-        if labels is None:
+        if getattr(critic, "conditional", False) and labels is None:
             raise UserError(
                 f"critic {type(critic).__name__} is conditional and needs the class of every "
                 "sample it scores, but got none: an unconditional generator's samples have "
                 "no labels. Make the generator conditional too, or the critic unconditional."
             )
-        return critic(x, labels)
+        return critic
 
 
 @dataclass

@@ -22,6 +22,12 @@ class UserError(Exception):
     """
 
 
+class MetricUnavailable(UserError):
+    """A metric cannot run here (e.g. its network's weights are missing offline) and was
+    configured as optional: the training loop warns once and goes on without it; elsewhere
+    (``ganframe eval``) it is an ordinary :class:`UserError`."""
+
+
 class PluginError(UserError):
     """A plugin's code failed while ganframe imported, built or registered something of it.
 

@@ -99,3 +99,14 @@ def register_commands(register: Register) -> None:
     module is imported when ``ganframe --help`` lists commands or the command runs, so it
     must import torch inside the function, not at the top. A name the core already uses,
     or that another plugin took first, is refused with a warning."""
+
+
+@hookspec
+def register_pretrained(register: Register) -> None:
+    """Register pretrained generators shipped inside the plugin's package, usable by name
+    (``ganframe sample NAME``, ``ganframe.api.pretrained(NAME)``, listed by ``ganframe
+    models``): ``register(name, path, sha256, summary=..., card={...})`` where ``path`` is a
+    generator file written by ``ganframe export`` (a ``pathlib.Path`` or an
+    ``importlib.resources`` traversable), ``sha256`` its hex digest (checked on every load,
+    so a damaged or replaced file is refused) and ``card`` the figures of its model card
+    (``{"fid": 9.1, ...}``: JSON numbers or strings). Added in plugin API 3."""

@@ -29,6 +29,7 @@ from ganframe.registry import (
     COMPONENT_KINDS,
     CommandSpec,
     Owner,
+    PretrainedSpec,
     RecipeSpec,
     Registry,
     WriterSpec,
@@ -53,6 +54,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganframe.builtin.optim_plugin",
     "ganframe.builtin.loggers_plugin",
     "ganframe.builtin.callbacks_plugin",
+    "ganframe.builtin.models_plugin",
+    "ganframe.builtin.report_plugin",
+    "ganframe.builtin.metrics_plugin",
 )
 
 _HOOK_KIND = {kind.hook: kind.name for kind in COMPONENT_KINDS}
@@ -341,6 +345,8 @@ def _collect(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo, registry: 
                 register = _recipe_register(registry, info.name)
             elif hook_name == "register_commands":
                 register = _command_register(registry, owner)
+            elif hook_name == "register_pretrained":
+                register = _pretrained_register(registry, owner)
             else:
                 register = _writer_register(registry, owner)
             try:
@@ -351,6 +357,7 @@ def _collect(pm: pluggy.PluginManager, plugin: Any, info: PluginInfo, registry: 
 
 HOOK_NAMES: tuple[str, ...] = (
     *_HOOK_KIND, "register_recipes", "register_sample_writers", "register_commands",
+    "register_pretrained",
 )
 
 
@@ -420,6 +427,43 @@ def _command_register(registry: Registry, owner: Owner) -> Any:
             name, command, plugin, a["summary"],
             owner=Owner(plugin, owner.dist, owner.version, origin,
                         (*owner.packages, *packages))))
+
+    return register
+
+
+def _pretrained_signature(name: str, path: Any, sha256: str, summary: str = "",
+                          card: Any = None) -> None:
+    """``register`` of ``register_pretrained``."""
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _pretrained_register(registry: Registry, owner: Owner) -> Any:
+    signature = plain_signature(_pretrained_signature)
+
+    def register(*args: Any, **kwargs: Any) -> None:
+        a = bind_arguments("register_pretrained", signature, args, kwargs)
+        name, sha, card = a["name"], a["sha256"], a["card"]
+        if not isinstance(name, str) or not name or ":" in name or any(
+                c.isspace() for c in name):
+            raise ValueError(f"invalid pretrained generator name {name!r} (non-empty, no ':' "
+                             "or spaces)")
+        if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+            raise ValueError(f"pretrained generator {name!r}: sha256 must be 64 hex digits, "
+                             f"got {sha!r}")
+        if card is not None and not (isinstance(card, Mapping) and all(
+                isinstance(k, str) and (v is None or isinstance(v, str | int | float | bool))
+                for k, v in card.items())):
+            raise ValueError(f"pretrained generator {name!r}: card must map names to numbers "
+                             "or strings")
+        if any(m.name == name and m.plugin == owner.plugin for m in registry.pretrained):
+            raise ValueError(f"registers pretrained generator {name!r} twice")
+        origin, packages = caller_origin()
+        registry.pretrained.append(PretrainedSpec(
+            name, a["path"], sha.lower(), owner.plugin, owner.version, a["summary"],
+            dict(card or {}), owner=Owner(owner.plugin, owner.dist, owner.version, origin,
+                                          (*owner.packages, *packages))))
 
     return register
 

@@ -130,6 +130,23 @@ class TrainConfig(BaseModel):
     channels_last: bool = Field(
         False, description="Channels-last memory format for convolutional networks and images."
     )
+    augment: str | None = Field(
+        None,
+        description="DiffAugment (Zhao et al. 2020) of every critic input, real and fake, "
+        "in both updates: comma-separated policies from color, translation, cutout (e.g. "
+        "\"color,translation,cutout\"), each sample drawn independently; images only. "
+        "Unset or \"none\": off.",
+    )
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_policy(cls, value: str | None) -> str | None:
+        from ganframe.augment import check_policy
+
+        if value is None:
+            return None
+        names = check_policy(value)
+        return ",".join(names) if names else None
     sync_batchnorm: bool = Field(
         False,
         description="Multi-process runs: batch-norm layers of both networks normalise with "

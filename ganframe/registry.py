@@ -262,6 +262,26 @@ class CommandSpec:
 
 
 @dataclass
+class PretrainedSpec:
+    """A pretrained generator a plugin ships (``register_pretrained``): a file written by
+    ``ganframe export`` inside the plugin's package, its sha256 and its model card's figures.
+    Nothing is read until the model is used (:mod:`ganframe.pretrained`)."""
+
+    name: str
+    path: Any  #: a ``pathlib.Path`` or an ``importlib.resources`` traversable
+    sha256: str
+    plugin: str
+    version: str = ""
+    summary: str = ""
+    card: dict[str, Any] = field(default_factory=dict)
+    owner: Owner | None = None  #: who registered it, for error messages
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+
+@dataclass
 class Registry:
     components: dict[str, list[ComponentSpec]] = field(
         default_factory=lambda: {kind: [] for kind in ALL_KINDS}
@@ -269,6 +289,7 @@ class Registry:
     recipes: list[RecipeSpec] = field(default_factory=list)
     writers: list[WriterSpec] = field(default_factory=list)
     commands: list[CommandSpec] = field(default_factory=list)
+    pretrained: list[PretrainedSpec] = field(default_factory=list)
     #: Plugins that wanted to load and could not: name -> the reason (``import error:
     #: ModuleNotFoundError: ...``), so a recipe naming a missing component can say why.
     failed: dict[str, str] = field(default_factory=dict)
@@ -300,6 +321,7 @@ class Registry:
         self.recipes = [r for r in self.recipes if r.plugin != plugin]
         self.writers = [w for w in self.writers if w.plugin != plugin]
         self.commands = [c for c in self.commands if c.plugin != plugin]
+        self.pretrained = [m for m in self.pretrained if m.plugin != plugin]
 
     # -- lookup ---------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -358,6 +380,16 @@ class Registry:
         if len(found) > 1:
             options = " or ".join(f"'{r.plugin}:{r.name}'" for r in found)
             raise UserError(f"recipe {name!r} is shipped by more than one plugin; use {options}.")
+        return found[0] if found else None
+
+    def pretrained_model(self, name: str) -> PretrainedSpec | None:
+        """The pretrained generator called ``name`` or ``plugin:name``; None if there is none
+        (a name two plugins ship must be written ``plugin:name``)."""
+        found = [m for m in self.pretrained if name in (m.name, m.qualified_name)]
+        if len(found) > 1:
+            options = " or ".join(f"'{m.qualified_name}'" for m in found)
+            raise UserError(f"pretrained generator {name!r} is shipped by more than one "
+                            f"plugin; use {options}.")
         return found[0] if found else None
 
     def writer(self, data_kind: str, suffix: str) -> WriterSpec:

@@ -637,10 +637,12 @@ class MetricsLog:
         self.enabled = enabled
         self.rows: list[dict[str, Any]] = []
 
-    def truncate_after(self, step: int) -> None:
+    def truncate_after(self, step: int) -> dict[str, Any] | None:
+        """Drop the rows past ``step``; returns the last row kept (None: none), from which a
+        resumed run's clock continues (``elapsed_s``)."""
         if not self.enabled or not self.path.exists():
-            return
-        kept = []
+            return None
+        kept, last = [], None
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 row = json.loads(line)
@@ -648,7 +650,9 @@ class MetricsLog:
                 continue  # a line cut short by a crash
             if isinstance(row, dict) and int(row.get("step", 0)) <= step:
                 kept.append(line)
+                last = row
         write_atomic(self.path, "".join(f"{line}\n" for line in kept).encode())
+        return last
 
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

@@ -218,7 +218,8 @@ def run_recipe(recipe: str | Path | ResolvedRecipe, *, steps: int = 2, out: str 
         recipe = api.load_recipe(recipe, list(overrides), registry=registry)
     elif overrides:
         raise ValueError("give overrides with a recipe file or name, not a loaded recipe")
-    return api.train(recipe, out=out, resume=resume, device=device, max_steps=steps)
+    return api.train(recipe, out=out, resume=resume, device=device, max_steps=steps,
+                     progress=False)  # tests stay quiet
 
 
 def checkpoint_tensors(path: str | Path) -> dict[str, Tensor]:

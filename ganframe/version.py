@@ -17,10 +17,12 @@ __version__ = "0.1.0"
 #: entry point names; see docs/plugins.md. Version 2 added class labels to the contracts
 #: (``Batch``, ``generate(..., labels=None)``, ``StepContext.labels``), callbacks and loggers
 #: (``register_callbacks``, ``register_loggers``) and registered optimisers and schedules.
-PLUGIN_API_VERSION = 2
+#: Version 3 added pretrained generators (``register_pretrained``); a plugin that implements
+#: it declares 3, so that an older ganframe reports it as incompatible.
+PLUGIN_API_VERSION = 3
 
 #: Plugin API versions the host loads. Version 1 plugins keep working unchanged: a dataset may
 #: still return a plain tensor from ``get``, generators that take no ``labels`` are
 #: unconditional, and the new hooks are optional. Any other declared version is refused with
 #: its reason (the plugin is listed as ``incompatible``, every other plugin keeps working).
-SUPPORTED_PLUGIN_APIS: frozenset[int] = frozenset({1, 2})
+SUPPORTED_PLUGIN_APIS: frozenset[int] = frozenset({1, 2, 3})

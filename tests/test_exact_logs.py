@@ -26,6 +26,7 @@ from ckpt_meta import rewrite_meta
 from ganframe import api
 from ganframe.checkpoint import read_checkpoint
 from ganframe.errors import UserError
+from ganframe.loop.clock import strip_time
 from ganframe.loop.events import Callback
 from ganframe.loop.meter import Meter
 
@@ -44,7 +45,11 @@ def train(out: Path, extra: list[str] = (), **kw):
 
 
 def log_bytes(run: Path) -> bytes:
-    return (run / "metrics.jsonl").read_bytes()
+    """metrics.jsonl less the wall-clock stamps (``time``, ``elapsed_s``), which differ
+    between any two runs; everything else must match byte for byte (floats round-trip)."""
+    lines = (run / "metrics.jsonl").read_bytes().decode().splitlines()
+    return "".join(json.dumps(strip_time(json.loads(x)), ensure_ascii=False) + "\n"
+                   for x in lines).encode()
 
 
 def last(run: Path) -> Path:

@@ -36,6 +36,7 @@ from tinydata import dcgan_overrides, poet_overrides
 
 from ganframe import api
 from ganframe.checkpoint import CheckpointDir, read_checkpoint
+from ganframe.loop.clock import TIME_KEYS
 
 KILLS = 20  # per recipe, in a row
 KILL_SEED = 1234
@@ -156,7 +157,7 @@ class Tally:
 def train_rows(run: Path, leave_out: set[str] = frozenset()) -> list[dict]:
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return [
-        {k: v for k, v in r.items() if k not in leave_out}
+        {k: v for k, v in r.items() if k not in leave_out and k not in TIME_KEYS}
         for r in rows
         if r.get("event") == "train"
     ]

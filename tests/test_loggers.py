@@ -14,6 +14,7 @@ import pytest
 from ganframe import api
 from ganframe.components import StepOutput
 from ganframe.errors import UserError
+from ganframe.loop.clock import TIME_KEYS
 from ganframe.loop.events import Callback
 from ganframe.plugins import load_plugins
 from ganframe.recipe import load_recipe
@@ -30,7 +31,7 @@ RING = [
     "metrics.0.every=4", "metrics.0.n_samples=64",
     'loggers=[{type="jsonl"}, {type="csv"}, {type="tensorboard"}]',
 ]
-FIXED = ("step", "phase", "event", "metric")
+FIXED = ("step", "phase", "event", "metric", *TIME_KEYS)
 
 
 def jsonl(run: Path) -> list[dict]:

@@ -17,6 +17,7 @@ from test_plugins import make_dist
 from ganframe import api
 from ganframe.checkpoint import read_checkpoint
 from ganframe.errors import UserError
+from ganframe.loop.clock import strip_time
 from ganframe.loop.optim import (
     LearningRates,
     hyperparameters,
@@ -79,7 +80,7 @@ def group(meta: dict, net: str) -> dict:
 
 def rows(run: Path) -> list[dict]:
     lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [r for r in map(json.loads, lines) if r["event"] == "train"]
+    return [strip_time(r) for r in map(json.loads, lines) if r["event"] == "train"]
 
 
 # -- the built-in optimisers ------------------------------------------------------------------

@@ -353,8 +353,12 @@ def test_listing_does_not_import_lazy_factories(probe: dict, listing: list[dict]
 def test_list_plugins_json_shape(listing: list[dict]) -> None:
     assert listing, "no plugins listed"
     for row in listing:
-        assert set(row) == {"name", "version", "status", "hooks", "components", "commands"}, row
+        assert set(row) == {"name", "version", "status", "hooks", "components", "commands",
+                            "writers", "recipes"}, row
         assert isinstance(row["commands"], list)
+        # sample writers as "<data kind> <suffix>", recipes by name
+        assert all(isinstance(w, str) and " ." in w for w in row["writers"]), row
+        assert all(isinstance(r, str) for r in row["recipes"]), row
         # the primary kinds always; optimisers and schedules only where there are some
         assert KIND_KEYS <= set(row["components"]) <= set(ALL_KINDS), row
         assert all(row["components"][k] for k in set(row["components"]) - KIND_KEYS), row

@@ -99,25 +99,35 @@ def _is_dot(pixel) -> bool:
     return b > 150 and r < 100  # the blue point colour, not white/grey/black
 
 
+def _pixel(x: float, y: float, xr: tuple[float, float], yr: tuple[float, float]):
+    """(row, column) of a data point in the plot: the axes fill writers.PLOT_BOX exactly."""
+    left, top, right, bottom = writers.PLOT_BOX
+    col = left + (x - xr[0]) / (xr[1] - xr[0]) * (right - left)
+    row = bottom - (y - yr[0]) / (yr[1] - yr[0]) * (bottom - top)
+    return min(round(row), bottom - 1), min(round(col), right - 1)
+
+
 def test_points_png_plot_range_places_points(tmp_path) -> None:
     path = tmp_path / "p.png"
     writers.write_points_png(POINTS, path, {"plot_range": [-1, 1]})
     with Image.open(path) as im:
         assert im.size == (writers.PLOT_SIZE, writers.PLOT_SIZE)
         a = np.asarray(im.convert("RGB"))
-    span = writers.PLOT_SIZE - 1 - 2 * writers.PLOT_MARGIN
 
     def pixel(x: float, y: float) -> tuple[int, int]:
-        col = writers.PLOT_MARGIN + (x + 1) / 2 * span
-        row = writers.PLOT_SIZE - 1 - writers.PLOT_MARGIN - (y + 1) / 2 * span
-        return round(row), round(col)
+        return _pixel(x, y, (-1, 1), (-1, 1))
 
     for x, y in POINTS.tolist():
         assert _is_dot(a[pixel(x, y)]), (x, y)
     assert not _is_dot(a[pixel(0.5, -0.5)])  # no point there
     assert tuple(a[pixel(0.5, -0.5)]) == (255, 255, 255)
     dots = sum(_is_dot(p) for p in a.reshape(-1, 3))
-    assert 3 <= dots <= 3 * (2 * writers.POINT_RADIUS + 1) ** 2
+    r = writers.POINT_RADIUS
+    assert 3 <= dots <= 3 * (2 * r + 1) ** 2
+    # matplotlib drew the frame and tick labels: dark pixels left of and below the axes
+    left, top, right, bottom = writers.PLOT_BOX
+    assert (a[top:bottom, :left].min(axis=2) < 128).any()  # y tick labels
+    assert (a[bottom + 2:, left:right].min(axis=2) < 128).any()  # x tick labels
 
 
 def test_points_png_uses_data_extent_without_plot_range(tmp_path) -> None:
@@ -125,12 +135,11 @@ def test_points_png_uses_data_extent_without_plot_range(tmp_path) -> None:
     writers.write_points_png(pts, tmp_path / "p.png", {})
     with Image.open(tmp_path / "p.png") as im:
         a = np.asarray(im.convert("RGB"))
-    m, size = writers.PLOT_MARGIN, writers.PLOT_SIZE
-    span = size - 1 - 2 * m
     # the extent padded by 5% each side: the two points sit 1/22 in from opposite corners
-    near, far = m + span / 22, m + span * 21 / 22
-    assert _is_dot(a[round(size - 1 - near), round(near)])
-    assert _is_dot(a[round(size - 1 - far), round(far)])
+    xr, yr = (10 - 0.5, 20 + 0.5), (100 - 10, 300 + 10)
+    assert _is_dot(a[_pixel(10, 100, xr, yr)])
+    assert _is_dot(a[_pixel(20, 300, xr, yr)])
+    assert not _is_dot(a[_pixel(15, 200, xr, yr)])
 
 
 def test_failed_write_leaves_no_files(tmp_path) -> None:

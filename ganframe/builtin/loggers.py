@@ -14,11 +14,13 @@ import importlib.util
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ganframe.loop.clock import TIME_KEYS
 from ganframe.loop.events import Callback
 from ganframe.runfolder import METRICS_FILE, RECIPE_FILE, MetricsLog, register, write_atomic
 
@@ -34,7 +36,9 @@ class JsonlLogger(Callback):
         self.log: MetricsLog | None = None
 
     def on_run_start(self, trainer: Any) -> None:
-        self._open(trainer).truncate_after(trainer.state.step)
+        last = self._open(trainer).truncate_after(trainer.state.step)
+        if trainer.resumed and last is not None:  # elapsed_s goes on from the rows kept
+            trainer.clock.continue_from(last.get("elapsed_s"))
 
     def on_restore(self, trainer: Any, path: Any) -> None:
         # A rollback while running; a resume restores before the run starts, and nothing
@@ -82,6 +86,8 @@ class CsvLogger(Callback):
             self.path = trainer.out / CSV_FILE
             self.columns, self.rows = _read_csv(self.path)
             self._truncate(trainer.state.step)
+            if trainer.resumed and self.rows:  # elapsed_s goes on from the rows kept
+                trainer.clock.continue_from(_number(self.rows[-1].get("elapsed_s")))
 
     def on_restore(self, trainer: Any, path: Any) -> None:
         if self.path is not None:  # a rollback while running (a resume comes before start)
@@ -119,6 +125,13 @@ class CsvLogger(Callback):
 def _cell(value: Any) -> Any:
     # repr of a float reads back as the same float (str() of a Python float does too)
     return value if isinstance(value, str | int | float) else json.dumps(value)
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _step(row: dict[str, Any]) -> int:
@@ -177,6 +190,7 @@ class TensorBoardLogger(Callback):
         self.writer: Any = None
         self.folder: Path | None = None
         self.final: dict[str, float] = {}
+        self.said = False
 
     def on_run_start(self, trainer: Any) -> None:
         if not trainer.is_main:
@@ -193,13 +207,19 @@ class TensorBoardLogger(Callback):
             self.writer.close()
             self._open(trainer.state.step + 1)
 
+    def on_phase_start(self, trainer: Any, phase: Any) -> None:
+        if self.folder is not None and not self.said:  # after the run's start-up lines
+            self.said = True
+            trainer.message(f"TensorBoard logs: {self.folder} (watch while it trains: "
+                            f"tensorboard --logdir {self.folder})")
+
     def on_log(self, trainer: Any, row: dict[str, Any]) -> None:
         if self.writer is None:
             return
         step, event = int(row["step"]), str(row.get("event", "train"))
         prefix = f"metric/{row.get('metric')}" if event == "metric" else event
         for key, value in row.items():
-            if key in ("step", "phase", "event", "metric") or not _is_number(value):
+            if key in _NOT_SCALARS or not _is_number(value):
                 continue
             self.writer.add_scalar(f"{prefix}/{key}", float(value), step)
             if event == "metric":
@@ -245,6 +265,7 @@ class TensorBoardLogger(Callback):
         assert self.folder is not None
         self.folder.mkdir(parents=True, exist_ok=True)
         register(self.folder, folder=True)
+        _after_last_event_file(self.folder)
         self.writer = SummaryWriter(log_dir=str(self.folder), purge_step=purge_step)
         self._register()
 
@@ -252,6 +273,33 @@ class TensorBoardLogger(Callback):
         assert self.folder is not None
         for path in sorted(self.folder.rglob("*")):  # event files, the hparams run's folder
             register(path, folder=path.is_dir())
+
+
+#: Keys of a row that are not curves: where it belongs, and the clock's stamps (TensorBoard
+#: keeps each event's wall time itself).
+_NOT_SCALARS = frozenset({"step", "phase", "event", "metric", *TIME_KEYS})
+
+
+_EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d+)\.")
+
+
+def _after_last_event_file(folder: Path) -> None:
+    """Wait (at most a second) until the clock is past the second of the newest event file.
+
+    TensorBoard reads a folder's event files in name order, and a name is ``<whole seconds>.
+    <host>.<pid>.<counter>``: two files of one process made in the same second sort by their
+    counter as text, so the 10th writer's file ("...10") comes before the 9th's ("...9"). A
+    writer reopened after a rollback or a resume would then be read before the attempt it
+    replaces, and its purge would drop the wrong steps."""
+    import time
+
+    seconds = [int(m.group(1)) for p in folder.glob("events.out.tfevents.*")
+               if (m := _EVENT_FILE.match(p.name))]
+    if not seconds:
+        return
+    deadline = time.monotonic() + 1.5
+    while int(time.time()) <= max(seconds) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _is_number(value: Any) -> bool:

@@ -6,7 +6,10 @@ says how those scores become a loss. With class labels (a conditional generator 
 the critic scores (fake, fake labels) and (real, real labels); unconditional models draw
 exactly the random numbers they did before labels existed. The optional R1 penalty
 (Mescheder et al., 2018) lives in the base class so it can be combined with any of them
-through ``r1_gamma``.
+through ``r1_gamma``, and so does the AC-GAN auxiliary classifier term (Odena et al., 2017)
+through ``aux_classifier``: the critic's class head (:meth:`StepContext.score_and_classes`)
+learns the class of real and fake samples, and the generator is trained to make its samples
+classified as the class they were drawn for.
 
 The core calls ``factory(config, ctx)``; here the factories are the classes themselves.
 """
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganframe.components import StepContext, StepOutput
+from ganframe.errors import UserError
 
 __all__ = [
     "AdversarialObjective",
@@ -37,6 +41,14 @@ def _scores(ctx: StepContext, x: Tensor, labels: Tensor | None = None) -> Tensor
     ``labels`` reach a conditional critic only (:meth:`StepContext.score`)."""
     assert ctx.critic is not None, "adversarial objectives need a critic"
     return ctx.score(x, labels).reshape(-1).float()
+
+
+def _scores_and_classes(
+    ctx: StepContext, x: Tensor, labels: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Scores as :func:`_scores` and the critic's auxiliary class logits (float)."""
+    scores, logits = ctx.score_and_classes(x, labels)
+    return scores.reshape(-1).float(), logits.float()
 
 
 def _input_grad_norms(scores: Tensor, x: Tensor) -> Tensor:
@@ -60,6 +72,7 @@ class AdversarialObjective:
     def __init__(self, config: Any, ctx: Any = None) -> None:
         self.config = config
         self.r1_gamma = float(getattr(config, "r1_gamma", 0.0))
+        self.aux_weight = float(getattr(config, "aux_classifier", 0.0))
 
     # -- what differs between objectives ----------------------------------------------------
     def critic_terms(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -74,21 +87,46 @@ class AdversarialObjective:
         """A further critic regulariser (the WGAN-GP gradient penalty); none by default."""
         return None, {}
 
+    # -- the auxiliary classifier (AC-GAN) ----------------------------------------------------
+    def _aux_labels(self, ctx: StepContext, fake_labels: Tensor | None) -> None:
+        if ctx.labels is None or fake_labels is None:
+            raise UserError(
+                "the loss's aux_classifier option (AC-GAN) trains a class head on real and "
+                "generated samples, so it needs labelled data and a conditional generator "
+                "(e.g. conditional = true in [generator]); set aux_classifier = 0 otherwise."
+            )
+
+    def _judge(
+        self, ctx: StepContext, x: Tensor, labels: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """(scores, class logits or None when the aux classifier is off)."""
+        if self.aux_weight > 0:
+            return _scores_and_classes(ctx, x, labels)
+        return _scores(ctx, x, labels), None
+
     # -- the two steps ------------------------------------------------------------------------
     def critic_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         with torch.no_grad():
             fake_labels = ctx.fake_labels(real.shape[0])
             fake = ctx.fake(real.shape[0], fake_labels)
         fake = fake.detach()
+        if self.aux_weight > 0:
+            self._aux_labels(ctx, fake_labels)
         if self.r1_gamma > 0:
             real = real.detach().requires_grad_(True)
-        d_real = _scores(ctx, real, ctx.labels)
-        d_fake = _scores(ctx, fake, fake_labels)
+        d_real, c_real = self._judge(ctx, real, ctx.labels)
+        d_fake, c_fake = self._judge(ctx, fake, fake_labels)
         loss = self.critic_terms(d_real, d_fake)
         logs: dict[str, Tensor | float] = {
             "d_real": d_real.detach().mean(),
             "d_fake": d_fake.detach().mean(),
         }
+        if c_real is not None and c_fake is not None:
+            assert ctx.labels is not None and fake_labels is not None
+            aux = F.cross_entropy(c_real, ctx.labels) + F.cross_entropy(c_fake, fake_labels)
+            loss = loss + self.aux_weight * aux
+            logs["aux_loss"] = aux.detach()
+            logs["aux_acc_real"] = (c_real.detach().argmax(1) == ctx.labels).float().mean()
         penalty, penalty_logs = self.extra_penalty(ctx, real.detach(), fake)
         if penalty is not None:
             loss = loss + penalty
@@ -102,9 +140,19 @@ class AdversarialObjective:
 
     def generator_loss(self, ctx: StepContext, real: Tensor) -> StepOutput:
         fake_labels = ctx.fake_labels(real.shape[0])
-        d_fake = _scores(ctx, ctx.fake(real.shape[0], fake_labels), fake_labels)
+        if self.aux_weight > 0:
+            self._aux_labels(ctx, fake_labels)
+        d_fake, c_fake = self._judge(ctx, ctx.fake(real.shape[0], fake_labels), fake_labels)
         loss = self.generator_term(d_fake)
-        return StepOutput(loss, {"g_loss": loss.detach()})
+        logs: dict[str, Tensor | float] = {}
+        if c_fake is not None:
+            assert fake_labels is not None
+            aux = F.cross_entropy(c_fake, fake_labels)
+            loss = loss + self.aux_weight * aux
+            logs["g_aux_loss"] = aux.detach()
+            logs["aux_acc_fake"] = (c_fake.detach().argmax(1) == fake_labels).float().mean()
+        logs["g_loss"] = loss.detach()
+        return StepOutput(loss, logs)
 
 
 class NonSaturating(AdversarialObjective):

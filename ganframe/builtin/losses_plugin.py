@@ -28,6 +28,14 @@ class AdversarialLossConfig(BaseModel):
         description="Weight of the R1 penalty gamma/2 * E||grad_x D(x_real)||^2 added to the "
         "critic loss; 0 turns it off.",
     )
+    aux_classifier: float = Field(
+        0.0,
+        ge=0,
+        description="AC-GAN (Odena et al. 2017): weight of the auxiliary classifier's "
+        "cross-entropy on real and fake samples (critic) and on fake samples (generator); "
+        "needs labelled data, a conditional generator and a critic with a class head "
+        "(dcgan: aux_classifier = true); 0 turns it off.",
+    )
 
 
 class WGANConfig(AdversarialLossConfig):

@@ -2,8 +2,8 @@
 
 Every writer has the signature ``writer(samples, path, info)`` and writes atomically: the
 file appears complete or not at all, so a run killed mid-write never leaves a truncated PNG
-that looks like a real sample. numpy, PIL and torch are imported inside the functions so
-that importing this module stays cheap.
+that looks like a real sample. numpy, PIL, matplotlib and torch are imported inside the
+functions so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ __all__ = [
 
 GRID_PADDING = 2
 PLOT_SIZE = 512
-PLOT_MARGIN = 16
-POINT_RADIUS = 2
+PLOT_DPI = 100
+#: The plot's axes in pixels, (left, top, right, bottom): room for tick labels left and below.
+PLOT_BOX = (44, 12, 500, 480)
+POINT_RADIUS = 2.5
+POINT_COLOUR = "#1f77b4"  # matplotlib's first colour (tab:blue)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None] | bytes) -> None:
@@ -111,21 +114,41 @@ def _images(samples: Tensor | Any, path: Path) -> np.ndarray:
     return x
 
 
-def image_grid(images: np.ndarray, padding: int = GRID_PADDING) -> np.ndarray:
+def _tile_places(n: int, labels: Any = None) -> tuple[list[tuple[int, int]], int, int]:
+    """(row, column) of each of ``n`` tiles, and the grid's rows and columns: ceil(sqrt(n))
+    per row, or, given the samples' class labels with more than one class among them, one
+    row per class (in class order, each row in sample order)."""
+    classes = sorted(set(labels)) if labels is not None and len(labels) == n else []
+    if len(classes) > 1:
+        row_of = {k: r for r, k in enumerate(classes)}
+        used = [0] * len(classes)
+        places = []
+        for label in labels:
+            r = row_of[label]
+            places.append((r, used[r]))
+            used[r] += 1
+        return places, len(classes), max(used)
+    ncol = math.ceil(math.sqrt(n))
+    return [(i // ncol, i % ncol) for i in range(n)], math.ceil(n / ncol), ncol
+
+
+def image_grid(
+    images: np.ndarray, padding: int = GRID_PADDING, labels: Any = None
+) -> np.ndarray:
     """Tile N×C×H×W images in [-1, 1] into one H'×W'×C uint8 array, ceil(sqrt(N)) per row,
-    with ``padding`` black pixels around and between the tiles."""
+    with ``padding`` black pixels around and between the tiles. Given ``labels`` (one class
+    per image, e.g. a conditional generator's ``--labels all``), each class gets a row."""
     import numpy as np
 
     n, c, h, w = images.shape
-    ncol = math.ceil(math.sqrt(n))
-    nrow = math.ceil(n / ncol)
+    places, nrow, ncol = _tile_places(n, labels)
     pixels = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
     grid = np.zeros(
         (nrow * (h + padding) + padding, ncol * (w + padding) + padding, c), dtype=np.uint8
     )
-    for i in range(n):
-        top = padding + (i // ncol) * (h + padding)
-        left = padding + (i % ncol) * (w + padding)
+    for i, (row, col) in enumerate(places):
+        top = padding + row * (h + padding)
+        left = padding + col * (w + padding)
         grid[top : top + h, left : left + w] = pixels[i].transpose(1, 2, 0)
     return grid
 
@@ -135,10 +158,11 @@ def _png(image: Any, path: Path) -> None:
 
 
 def write_image_png(samples: Tensor, path: Path, info: dict[str, Any]) -> None:
-    """One PNG grid of the batch, for looking at."""
+    """One PNG grid of the batch, for looking at; one row per class when ``info`` has
+    ``sample_labels`` (the class of each sample) with more than one class."""
     from PIL import Image
 
-    grid = image_grid(_images(samples, path))
+    grid = image_grid(_images(samples, path), labels=(info or {}).get("sample_labels"))
     image = Image.fromarray(grid[:, :, 0], mode="L") if grid.shape[2] == 1 else (
         Image.fromarray(grid, mode="RGB")
     )
@@ -205,35 +229,45 @@ def _given_range(given: Any) -> tuple[tuple[float, float], ...] | None:
 
 
 def points_plot(points: np.ndarray, info: dict[str, Any]) -> Any:
-    """A white PIL image with a frame, the zero axes when visible, and one dot per point
-    (the first two coordinates; 1-D data is drawn on the x axis)."""
+    """A scatter plot (PIL image, ``PLOT_SIZE`` square) of the first two coordinates, drawn
+    with matplotlib: a frame with ticks, the zero axes when visible, one dot per point (1-D
+    data is drawn on the x axis). The axes fill :data:`PLOT_BOX` exactly, so a point's pixel
+    follows from the plot range (tests check the dots land there)."""
+    import matplotlib
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     xy = points[:, :2] if points.shape[1] >= 2 else np.pad(points, ((0, 0), (0, 1)))
     (x0, x1), (y0, y1) = _plot_range(info, xy)
-    span = PLOT_SIZE - 1 - 2 * PLOT_MARGIN
-
-    def px(x: float) -> float:
-        return PLOT_MARGIN + (x - x0) / (x1 - x0) * span
-
-    def py(y: float) -> float:
-        return PLOT_SIZE - 1 - PLOT_MARGIN - (y - y0) / (y1 - y0) * span
-
-    image = Image.new("RGB", (PLOT_SIZE, PLOT_SIZE), "white")
-    draw = ImageDraw.Draw(image)
-    lo, hi = PLOT_MARGIN, PLOT_SIZE - 1 - PLOT_MARGIN
-    draw.rectangle((lo, lo, hi, hi), outline=(160, 160, 160))
+    left, top, right, bottom = PLOT_BOX
+    fig = Figure(figsize=(PLOT_SIZE / PLOT_DPI, PLOT_SIZE / PLOT_DPI), dpi=PLOT_DPI,
+                 facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((left / PLOT_SIZE, 1 - bottom / PLOT_SIZE, (right - left) / PLOT_SIZE,
+                       (bottom - top) / PLOT_SIZE))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.tick_params(labelsize=7, length=3, colors="#555555")
+    for spine in ax.spines.values():
+        spine.set_color("#a0a0a0")
     if x0 < 0 < x1:
-        draw.line((px(0.0), lo, px(0.0), hi), fill=(220, 220, 220))
+        ax.axvline(0.0, color="#dcdcdc", linewidth=0.8, zorder=0)
     if y0 < 0 < y1:
-        draw.line((lo, py(0.0), hi, py(0.0)), fill=(220, 220, 220))
-    r = POINT_RADIUS
-    for x, y in xy:
-        if x0 <= x <= x1 and y0 <= y <= y1:
-            cx, cy = px(float(x)), py(float(y))
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(31, 119, 180))
-    return image
+        ax.axhline(0.0, color="#dcdcdc", linewidth=0.8, zorder=0)
+    with np.errstate(invalid="ignore"):
+        inside = ((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+    # a dot of POINT_RADIUS pixels (marker size is in points squared, 72 points an inch),
+    # over the frame, so a point on the edge of the range is drawn whole
+    size = (2 * POINT_RADIUS * 72 / PLOT_DPI) ** 2
+    ax.scatter(xy[inside, 0], xy[inside, 1], s=size, c=POINT_COLOUR, linewidths=0,
+               clip_on=False, zorder=3)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return Image.fromarray(np.ascontiguousarray(rgba[..., :3]), mode="RGB")
 
 
 def write_points_png(samples: Tensor, path: Path, info: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from ganframe import hookimpl
 _MODULE = "ganframe.builtin.writers"
 
 _WRITERS: tuple[tuple[str, str, str, str], ...] = (
-    ("image", ".png", "write_image_png", "Grid of images, ceil(sqrt(N)) per row."),
+    ("image", ".png", "write_image_png",
+     "Grid of images, ceil(sqrt(N)) per row; one row per class for chosen labels."),
     ("image", ".npy", "write_image_npy", "Raw float32 N×C×H×W array in [-1, 1]."),
     ("points", ".png", "write_points_png", "Scatter plot of the first two coordinates."),
     ("points", ".npy", "write_points_npy", "Raw float32 N×D array."),

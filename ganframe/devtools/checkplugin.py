@@ -435,7 +435,7 @@ class _Checker:
         except UserError as exc:
             raise _Skip(f"its data is not available here: {exc}") from None
         result = api.train(resolved, out=self.tmp / f"recipe-{spec.name}", device="cpu",
-                           max_steps=2)
+                           max_steps=2, progress=False)  # the report is the output (--json)
         _expect(result.checkpoint is not None, "the run wrote no checkpoint")
         samples = api.sample(result.checkpoint, 4, seed=0)
         _expect(len(samples) == 4, f"its checkpoint drew {len(samples)} samples, not 4")

@@ -38,6 +38,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ganframe.plugins import PluginHost, load_plugins
+from ganframe.recipe_facts import recipe_summary
 from ganframe.registry import COMPONENT_KINDS, ComponentSpec, Registry
 
 COMMAND = "python -m ganframe.devtools.docgen"
@@ -418,7 +419,7 @@ def components_reference(
     recipes = sorted(registry.recipes, key=lambda r: (r.name, r.plugin))
     out += _table(
         ["Name", "Plugin", "Description"],
-        ([f"`{r.name}`", f"`{r.plugin}`", r.summary] for r in recipes),
+        ([f"`{r.name}`", f"`{r.plugin}`", recipe_summary(r)] for r in recipes),
     )
     return "\n".join(out)
 

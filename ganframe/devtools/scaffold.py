@@ -104,7 +104,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: The ganframe plugin API this plugin was written for. A ganframe that does not support
 #: this version lists the plugin as incompatible instead of loading it.
-GANFRAME_PLUGIN_API = 2
+GANFRAME_PLUGIN_API = 3
 
 _PKG = "$pkg"
 '''
@@ -802,7 +802,7 @@ $module_rows| `$pkg/recipes/example.toml` | the shipped recipe, registered as `$
   recipes never import torch.
 - Every config model uses `extra="forbid"`, so a misspelt recipe key is an error.
 - Each factory is called as `factory(config, ctx)`, with `ctx` a `ganframe.components.BuildContext`.
-- `GANFRAME_PLUGIN_API = 2` in `plugin.py` declares the plugin API this was written for; a
+- `GANFRAME_PLUGIN_API = 3` in `plugin.py` declares the plugin API this was written for; a
   ganframe that does not support this version lists the plugin as incompatible instead of
   loading it.
 

@@ -8,6 +8,7 @@ step, so a checkpoint never precedes the log row of its own step.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from ganframe import runfolder
 from ganframe.components import EvalContext
+from ganframe.errors import MetricUnavailable
 from ganframe.loop import snapshot
 from ganframe.loop.events import Callback
 
@@ -132,22 +134,35 @@ def _checkpoint_due(trainer: Trainer) -> bool:
 
 class SampleGrids(Callback):
     """Samples from fixed noise every ``every`` steps and at the end, written by the data
-    kind's default sample writer; the samples also go to :meth:`Callback.on_samples`."""
+    kind's default sample writer; the samples also go to :meth:`Callback.on_samples`.
 
-    def __init__(self, every: int, count: int, write: Callable[[Any, Path], Path] | None) -> None:
+    A conditional generator draws every class in turn (``count`` rounded up to a multiple of
+    its classes), and the writer gets the labels: an image grid shows one row per class."""
+
+    def __init__(
+        self, every: int, count: int, write: Callable[..., Path] | None
+    ) -> None:
         self.every, self.count, self.write = every, count, write
 
     def draw(self, trainer: Trainer) -> None:
         if not trainer.is_main:
             return
+        labels = None
         with trainer.evaluating() as gen:
             rng = torch.Generator(device=trainer.device).manual_seed(
                 trainer.seed + SAMPLE_SEED_OFFSET)
-            x = gen.generate(self.count, device=trainer.device, rng=rng)
+            n, k = self.count, int(getattr(gen, "num_classes", 0) or 0)
+            if getattr(gen, "conditional", False) and k > 0:
+                n = -(-n // k) * k
+                labels = torch.arange(n, device=trainer.device) % k
+                x = gen.generate(n, device=trainer.device, rng=rng, labels=labels)
+            else:
+                x = gen.generate(n, device=trainer.device, rng=rng)
         x = x.detach().float().cpu() if x.is_floating_point() else x.cpu()
         path = None
         if self.write is not None:
-            path = self.write(x, trainer.out / "samples" / f"step-{trainer.state.step:08d}")
+            stem = trainer.out / "samples" / f"step-{trainer.state.step:08d}"
+            path = self.write(x, stem, None if labels is None else labels.tolist())
             runfolder.register(path)  # --force and a failed start's clean-up remove it
         trainer.emit("on_samples", x, path)
 
@@ -177,13 +192,18 @@ class MetricRunner(Callback):
         if not trainer.is_main:  # every rank holds the same networks
             return
         s = trainer.state.step
-        for m in self.metrics:
+        for m in list(self.metrics):
             if not final and not (m.every and s % m.every == 0):
                 continue
-            with trainer.evaluating() as gen:
-                values = m.metric.evaluate(
-                    gen, trainer.dataset, EvalContext(trainer.device, trainer.seed,
-                                                      trainer.data_info))
+            try:
+                with trainer.evaluating() as gen:
+                    values = m.metric.evaluate(
+                        gen, trainer.dataset, EvalContext(trainer.device, trainer.seed,
+                                                          trainer.data_info))
+            except MetricUnavailable as exc:  # an optional metric that cannot run here
+                warnings.warn(f"{exc} Training continues without it.", stacklevel=2)
+                self.metrics.remove(m)
+                continue
             trainer.emit("on_evaluate", m.name, values)
             trainer.log({"step": s, "phase": trainer.phase_name, "event": "metric",
                          "metric": m.name, **values})

@@ -20,8 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from ganframe import distributed
+from ganframe.augment import build_augment
 from ganframe.components import StepContext, as_batch
 from ganframe.distributed import DistInfo
+from ganframe.errors import UserError
+from ganframe.loop.clock import RunClock
 from ganframe.loop.data import DataStream
 from ganframe.loop.events import Callback, CallbackList
 from ganframe.loop.meter import Meter
@@ -123,9 +126,18 @@ class Trainer:
         for name, value in vars(parts).items():
             setattr(self, name, value)
         self.parts = parts
+        #: train.augment: DiffAugment of the critic's inputs, applied by StepContext.score
+        self.augment = build_augment(getattr(parts.settings, "augment", None))
+        kind = getattr(parts.dataset, "kind", None)
+        if self.augment is not None and kind != "image":
+            raise UserError(
+                f"train.augment (DiffAugment) augments images, but the data is of kind "
+                f"{kind!r}; remove train.augment from the recipe."
+            )
         self.callbacks = CallbackList(callbacks)
         self.state = RunState()
         self.meter = Meter(parts.device)
+        self.clock = RunClock()  #: wall-clock time, stamped on every logged row
         self.rows: list[dict[str, Any]] = []
         self.phase_lengths: list[int] = []
         self.objective: Any = None
@@ -152,7 +164,9 @@ class Trainer:
         self.callbacks.emit(event, self, *args)
 
     def log(self, row: dict[str, Any]) -> None:
-        """Report a row of scalars to every logger (StyleGAN2-ADA's one collector)."""
+        """Report a row of scalars to every logger (StyleGAN2-ADA's one collector), stamped
+        with the wall-clock ``time`` and the run's ``elapsed_s`` (:mod:`.clock`)."""
+        row = self.clock.stamp(row)
         self.rows.append(row)
         self.emit("on_log", row)
 
@@ -179,6 +193,7 @@ class Trainer:
     def fit(self, max_steps: int | None = None) -> TrainResult:
         """Run the phases up to ``max_steps`` steps in total (all of them by default)."""
         result = None
+        self.clock.start()
         self.emit("on_run_start")
         try:
             while True:
@@ -254,7 +269,7 @@ class Trainer:
                 st.phase_step, steps, self.settings.rollback_lr_factor ** st.rollbacks
             )
             sctx = StepContext(self.generator, self.critic, self.device, st.step,
-                               st.phase_step, steps)
+                               st.phase_step, steps, augment=self.augment)
             self.train_step(sctx, phase.n_critic)
             st.step += 1
             st.phase_step += 1

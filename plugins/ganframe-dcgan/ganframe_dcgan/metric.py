@@ -11,7 +11,10 @@ Reported values (lower is better for the first two):
   ``x.y / d`` is of order one as with Inception features (raw values are about 3x larger);
 - ``is``: classifier Inception Score, up to 10 (confident and class-balanced);
 - ``class_histogram``: how many samples the classifier assigns to each digit, and
-  ``classes_covered``: digits that get at least ``coverage_share`` of a fair share.
+  ``classes_covered``: digits that get at least ``coverage_share`` of a fair share;
+- for a class-conditional generator, which then draws every digit in turn (the same number of
+  each): ``label_accuracy``, the share of samples the classifier assigns the digit they were
+  drawn for, and ``worst_label_accuracy``, the lowest of the ten per-digit shares.
 
 The test set's features are computed once per process and reused by every evaluation.
 """
@@ -81,9 +84,11 @@ class MnistFid:
 
     # -- scoring -------------------------------------------------------------------------
     def score(
-        self, images: Tensor, device: torch.device | str = "cpu", seed: int = 0
+        self, images: Tensor, device: torch.device | str = "cpu", seed: int = 0,
+        labels: Tensor | None = None,
     ) -> dict[str, Any]:
-        """All metric values for a batch of images (N x 1 x 28 x 28 in [-1, 1])."""
+        """All metric values for a batch of images (N x 1 x 28 x 28 in [-1, 1]); with
+        ``labels`` (the digit each image was drawn for) also the label accuracies."""
         if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
             raise UserError(
                 f"mnist-fid scores 1x28x28 digit images, but got a batch of shape "
@@ -103,6 +108,9 @@ class MnistFid:
         )
         counts = torch.bincount(probs.argmax(1), minlength=10)
         needed = self.config.coverage_share * images.shape[0] / 10
+        extra: dict[str, Any] = {}
+        if labels is not None:
+            extra = label_accuracy(probs.argmax(1), labels.cpu())
         return {
             "fid": distances.frechet_distance(mu, sigma, ref["mu"], ref["sigma"]),
             "kid": kid,
@@ -111,6 +119,7 @@ class MnistFid:
             "class_histogram": [int(c) for c in counts.tolist()],
             "classes_covered": int((counts >= needed).sum()),
             "n_samples": int(images.shape[0]),
+            **extra,
         }
 
     @torch.no_grad()
@@ -124,14 +133,28 @@ class MnistFid:
         rng = torch.Generator(device=device).manual_seed(ctx.seed)
         was_training = generator.training
         generator.eval()
+        labels = None
+        if getattr(generator, "conditional", False):
+            labels = torch.arange(n) % int(generator.num_classes)
         try:
             chunks = []
             for i in range(0, n, self.config.batch_size):
                 b = min(self.config.batch_size, n - i)
-                chunks.append(generate(generator, b, device=device, rng=rng).float().cpu())
+                chosen = None if labels is None else labels[i : i + b].to(device)
+                chunks.append(
+                    generate(generator, b, device=device, rng=rng, labels=chosen).float().cpu()
+                )
         finally:
             generator.train(was_training)
-        return self.score(torch.cat(chunks), device, seed=ctx.seed)
+        return self.score(torch.cat(chunks), device, seed=ctx.seed, labels=labels)
+
+
+def label_accuracy(predicted: Tensor, labels: Tensor) -> dict[str, float]:
+    """The share of images classified as the digit they were drawn for, overall and for the
+    worst digit among those drawn."""
+    hits = (predicted == labels).float()
+    per_class = [float(hits[labels == k].mean()) for k in torch.unique(labels).tolist()]
+    return {"label_accuracy": float(hits.mean()), "worst_label_accuracy": min(per_class)}
 
 
 def build_metric(config: Any, ctx: Any) -> MnistFid:

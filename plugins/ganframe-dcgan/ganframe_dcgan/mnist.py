@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ganframe.components import Batch, data_path, resolve_data_path
+from ganframe.download import cache_dir as download_cache_dir
 from ganframe.errors import UserError
 from ganframe_dcgan import download, idx
 
@@ -30,8 +31,7 @@ SPLIT_FILES: dict[str, tuple[str, str]] = {
 def cache_dir() -> Path:
     """Where downloads go when no ``root`` is given: ``$GANFRAME_CACHE/mnist`` or
     ``~/.cache/ganframe/mnist``."""
-    base = os.environ.get(CACHE_ENV)
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "ganframe") / "mnist"
+    return download_cache_dir("mnist")
 
 
 def search_folders(root: Path | None, data_root: Path | None = None) -> list[Path]:

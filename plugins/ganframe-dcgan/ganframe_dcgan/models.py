@@ -4,6 +4,13 @@ The networks mirror each other: the generator projects the latent vector to a sm
 (7x7 for 28 px, 4x4 otherwise) and doubles the resolution per transposed conv while halving
 the width; the critic halves the resolution per strided conv while doubling the width. Image
 shape comes from the dataset's ``info()["shape"]``, so checkpoints rebuild without the data.
+
+With ``conditional = true`` (labelled data) the generator's batch norms become conditional
+batch norms (a per-class scale and shift, :class:`ganframe.layers.ConditionalBatchNorm2d`)
+and the critic adds a projection term (Miyato & Koyama 2018, :class:`ganframe.layers.
+ProjectionHead`) to its output. With ``aux_classifier = true`` the critic also has a linear
+class head for the AC-GAN loss option (``[loss] aux_classifier``). Unconditional networks are
+built exactly as before (same parameters, same random draws, same outputs).
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganframe.components import LatentGenerator
 from ganframe.errors import UserError
+from ganframe.layers import ConditionalBatchNorm2d, ProjectionHead
 
 #: image size -> (side of the smallest grid, number of 2x resamplings)
 LAYOUT: dict[int, tuple[int, int]] = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -27,17 +37,18 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
 class DcganGenerator(LatentGenerator):
-    """latent (N, latent_dim) -> images (N, channels, size, size) in [-1, 1]."""
+    """latent (N, latent_dim) -> images (N, channels, size, size) in [-1, 1]; with
+    ``num_classes > 0``, ``forward(z, labels)`` and conditional batch norms."""
 
     def __init__(
         self, latent_dim: int = 100, base_width: int = 64, image_size: int = 28,
-        channels: int = 1,
+        channels: int = 1, num_classes: int = 0,
     ) -> None:
         super().__init__()
         start, n_up = LAYOUT[image_size]
@@ -47,6 +58,9 @@ class DcganGenerator(LatentGenerator):
         self.channels = channels
         self._grid = (widths[0], start, start)
         features = widths[0] * start * start
+        if num_classes:
+            self._build_conditional(latent_dim, widths, channels, num_classes)
+            return
         self.project = nn.Sequential(
             nn.Linear(latent_dim, features, bias=False),
             nn.BatchNorm1d(features),
@@ -63,16 +77,49 @@ class DcganGenerator(LatentGenerator):
         self.upsample = nn.Sequential(*layers)
         self.apply(_init_weights)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.upsample(self.project(z).view(z.shape[0], *self._grid))
+    def _build_conditional(
+        self, latent_dim: int, widths: list[int], channels: int, num_classes: int
+    ) -> None:
+        """The same layers with class-conditional batch norms. The projection is normalised
+        per channel of the smallest grid (a conditional norm per feature of the flat
+        projection would need thousands of parameters per class)."""
+        self.conditional, self.num_classes = True, num_classes
+        self.project = nn.Linear(latent_dim, widths[0] * self._grid[1] * self._grid[2],
+                                 bias=False)
+        self.norms = nn.ModuleList(ConditionalBatchNorm2d(w, num_classes) for w in widths)
+        self.convs = nn.ModuleList(
+            [nn.ConvTranspose2d(w_in, w_out, 4, stride=2, padding=1, bias=False)
+             for w_in, w_out in pairwise(widths)]
+            + [nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1)]
+        )
+        self.apply(_init_weights)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if not self.conditional:
+            return self.upsample(self.project(z).view(z.shape[0], *self._grid))
+        if labels is None:
+            raise UserError("the conditional dcgan generator needs the class of every sample.")
+        h = self.project(z).view(z.shape[0], *self._grid)
+        for norm, conv in zip(self.norms, self.convs, strict=True):
+            h = conv(F.relu(norm(h, labels)))
+        return torch.tanh(h)
 
 
 class DcganCritic(nn.Module):
-    """images (N, channels, size, size) -> one unbounded score per image, shape (N,)."""
+    """images (N, channels, size, size) -> one unbounded score per image, shape (N,).
+
+    ``num_classes > 0``: a projection critic, ``forward(x, labels)`` adds
+    ``<embed(labels), h>`` to the score, with ``h`` the flattened features the last linear
+    layer reads. ``aux_classes > 0``: a linear class head on the same features, read by
+    :meth:`classify` (AC-GAN); it does not change the score.
+    """
+
+    conditional: bool = False
+    num_classes: int = 0
 
     def __init__(
         self, base_width: int = 64, norm: str = "batch", image_size: int = 28,
-        channels: int = 1,
+        channels: int = 1, num_classes: int = 0, aux_classes: int = 0,
     ) -> None:
         super().__init__()
         end, n_down = LAYOUT[image_size]
@@ -92,6 +139,13 @@ class DcganCritic(nn.Module):
         layers += [nn.Flatten(), wrap(nn.Linear(widths[-1] * end * end, 1))]
         self.net = nn.Sequential(*layers)
         self.norm = norm
+        features = widths[-1] * end * end
+        self.aux_classes = aux_classes
+        if num_classes:
+            self.conditional, self.num_classes = True, num_classes
+            self.project = ProjectionHead(num_classes, features, spectral=norm == "spectral")
+        if aux_classes:
+            self.aux_head = wrap(nn.Linear(features, aux_classes))
         # Spectral norm registers its parametrisation first; initialise the originals.
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -99,8 +153,33 @@ class DcganCritic(nn.Module):
             elif isinstance(m, nn.Conv2d | nn.Linear) and norm != "spectral":
                 _init_weights(m)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).view(-1)
+    def features(self, x: Tensor) -> Tensor:
+        """(N, F): the flattened features the score's linear layer reads."""
+        return self.net[:-1](x)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if not self.conditional:
+            return self.net(x).view(-1)
+        if labels is None:
+            raise UserError("the conditional dcgan critic needs the class of every sample.")
+        h = self.features(x)
+        return self.net[-1](h).view(-1) + self.project(h, labels)
+
+    def score_and_classes(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The score (as :meth:`forward`) and the AC-GAN class logits (N, aux_classes) from
+        one pass through the convolutions."""
+        if not self.aux_classes:
+            raise UserError(
+                "the dcgan critic has no auxiliary class head; set aux_classifier = true in "
+                "[critic] to train it with the AC-GAN loss option."
+            )
+        h = self.features(x)
+        score = self.net[-1](h).view(-1)
+        if self.conditional:
+            if labels is None:
+                raise UserError("the conditional dcgan critic needs the class of every sample.")
+            score = score + self.project(h, labels)
+        return score, self.aux_head(h)
 
 
 def image_shape(config: Any, data_info: dict[str, Any], what: str) -> tuple[int, int]:
@@ -127,7 +206,8 @@ def build_generator(config: Any, ctx: Any) -> DcganGenerator:
     channels, size = image_shape(config, getattr(ctx, "data_info", {}), "generator")
     if channels not in (1, 3):
         raise UserError(f"the dcgan generator supports 1 or 3 channels, the data has {channels}.")
-    return DcganGenerator(config.latent_dim, config.base_width, size, channels)
+    k = _num_classes(getattr(config, "conditional", False), ctx, "generator")
+    return DcganGenerator(config.latent_dim, config.base_width, size, channels, k)
 
 
 def build_critic(config: Any, ctx: Any) -> DcganCritic:
@@ -135,5 +215,21 @@ def build_critic(config: Any, ctx: Any) -> DcganCritic:
     channels, size = image_shape(config, getattr(ctx, "data_info", {}), "critic")
     if channels not in (1, 3):
         raise UserError(f"the dcgan critic supports 1 or 3 channels, the data has {channels}.")
-    return DcganCritic(config.base_width, config.norm, size, channels)
+    k = _num_classes(getattr(config, "conditional", False), ctx, "critic")
+    aux = _num_classes(getattr(config, "aux_classifier", False), ctx, "critic")
+    return DcganCritic(config.base_width, config.norm, size, channels, k, aux)
+
+
+def _num_classes(wanted: bool, ctx: Any, what: str) -> int:
+    """0 when the option is off; else the data's class count (an error without labels)."""
+    if not wanted:
+        return 0
+    k = (getattr(ctx, "data_info", None) or {}).get("num_classes")
+    if not isinstance(k, int) or k < 1:
+        raise UserError(
+            f"the dcgan {what}: conditional = true (or aux_classifier = true) needs labelled "
+            "data, but the dataset gives no num_classes; use a labelled dataset (mnist, an "
+            "image folder with class sub-folders) or turn the option off."
+        )
+    return k
 

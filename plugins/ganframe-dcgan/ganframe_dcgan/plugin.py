@@ -15,8 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ganframe import hookimpl
+from ganframe.cards import register_cards
 
-GANFRAME_PLUGIN_API = 2
+GANFRAME_PLUGIN_API = 3  # 3: register_pretrained
 
 ImageSize = Literal[28, 32, 64]
 Channels = Literal[1, 3]
@@ -70,6 +71,11 @@ class DcganGeneratorConfig(BaseModel):
     channels: Channels | None = Field(
         None, description="output channels; default: the dataset's (1 for MNIST)"
     )
+    conditional: bool = Field(
+        False,
+        description="class-conditional: conditional batch norm (per-class scale and shift) "
+        "in every layer; needs labelled data (its num_classes)",
+    )
 
 
 class DcganCriticConfig(BaseModel):
@@ -85,6 +91,16 @@ class DcganCriticConfig(BaseModel):
     )
     image_size: ImageSize | None = Field(None, description="input size; default: the dataset's")
     channels: Channels | None = Field(None, description="input channels; default: the dataset's")
+    conditional: bool = Field(
+        False,
+        description="projection critic (Miyato & Koyama 2018): adds <embed(label), features> "
+        "to the score; needs labelled data",
+    )
+    aux_classifier: bool = Field(
+        False,
+        description="add a linear class head on the features, for the AC-GAN loss option "
+        "([loss] aux_classifier = weight); needs labelled data",
+    )
 
 
 class MnistFidConfig(BaseModel):
@@ -151,9 +167,13 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
     )
 
 
+# Fallback text only: `ganframe recipes` shows each recipe's own `description` and the length
+# read from the file (ganframe.recipe_facts), so no step count is written here to go stale.
 RECIPES = {
-    "dcgan-mnist": "DCGAN on MNIST, non-saturating loss, 3000 steps (about 10 min on 2 CPU cores)",
-    "wgan-gp-mnist": "WGAN-GP on MNIST, n_critic 5, 1000 steps (about 16 min on 2 CPU cores)",
+    "dcgan-mnist": "DCGAN on MNIST, non-saturating loss",
+    "wgan-gp-mnist": "WGAN-GP on MNIST, n_critic 5",
+    "dcgan-mnist-cond": "Class-conditional DCGAN on MNIST (conditional batch norm, projection "
+    "critic)",
 }
 
 
@@ -162,3 +182,10 @@ def register_recipes(register):  # type: ignore[no-untyped-def]
     folder = files("ganframe_dcgan") / "recipes"
     for name, summary in RECIPES.items():
         register(name, folder / f"{name}.toml", summary=summary)
+
+
+@hookimpl
+def register_pretrained(register):  # type: ignore[no-untyped-def]
+    """The trained generators in ``pretrained/`` (see ``pretrained/cards.json`` and the
+    model cards in the README): ``ganframe sample NAME`` right after installing."""
+    register_cards(register, files("ganframe_dcgan") / "pretrained")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from importlib.resources import files
 
 from ganframe import hookimpl
+from ganframe.cards import register_cards
 from ganframe_poet import configs
 
-GANFRAME_PLUGIN_API = 2
+GANFRAME_PLUGIN_API = 3  # 3: register_pretrained
 
 _PKG = "ganframe_poet"
 
@@ -129,3 +130,10 @@ def register_commands(register):  # type: ignore[no-untyped-def]
         summary="Quality-diversity curve of poet checkpoints: BLEU vs self-BLEU over "
         "sampling temperatures (table and plot).",
     )
+
+
+@hookimpl
+def register_pretrained(register):  # type: ignore[no-untyped-def]
+    """The trained generators in ``pretrained/`` (see ``pretrained/cards.json`` and the
+    model cards in the README): ``ganframe sample NAME`` right after installing."""
+    register_cards(register, files(_PKG) / "pretrained")

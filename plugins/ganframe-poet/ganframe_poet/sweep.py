@@ -140,49 +140,37 @@ def write_table(rows: list[dict[str, Any]], out: Path) -> None:
 
 def plot(rows: list[dict[str, Any]], path: Path, *, x_key: str = "self_bleu3",
          y_key: str = "bleu3") -> None:
-    """BLEU (quality, up is better) against self-BLEU (lower is more diverse), with pillow."""
-    from PIL import Image, ImageDraw
+    """BLEU (quality, up is better) against self-BLEU (lower is more diverse): one line per
+    checkpoint through its temperatures, the real poems as a black point; a 720 x 520 PNG
+    drawn with matplotlib (the plotting library of ganframe's writers and reports)."""
+    import matplotlib
 
-    width, height, margin = 720, 520, 70
-    img = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(img)
-    xs = [float(r[x_key]) for r in rows]
-    ys = [float(r[y_key]) for r in rows]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    pad_x, pad_y = max(0.02, (x1 - x0) * 0.1), max(0.02, (y1 - y0) * 0.1)
-    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    def px(x: float, y: float) -> tuple[float, float]:
-        return (margin + (x - x0) / (x1 - x0) * (width - 2 * margin),
-                height - margin - (y - y0) / (y1 - y0) * (height - 2 * margin))
-
-    d.rectangle([margin, margin, width - margin, height - margin], outline="black")
-    for k in range(5):
-        fx, fy = x0 + (x1 - x0) * k / 4, y0 + (y1 - y0) * k / 4
-        gx, _ = px(fx, y0)
-        _, gy = px(x0, fy)
-        d.line([gx, height - margin, gx, height - margin + 5], fill="black")
-        d.text((gx - 15, height - margin + 8), f"{fx:.3f}", fill="black")
-        d.line([margin - 5, gy, margin, gy], fill="black")
-        d.text((8, gy - 6), f"{fy:.3f}", fill="black")
-    d.text((width // 2 - 120, height - 30), f"{x_key} (lower = more diverse)", fill="black")
-    d.text((8, 20), f"{y_key} vs test split (higher = closer to real poems)", fill="black")
+    fig = Figure(figsize=(7.2, 5.2), dpi=100, facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-    for i, label in enumerate(labels):
+    for i, label in enumerate(dict.fromkeys(r["label"] for r in rows)):
         pts = [r for r in rows if r["label"] == label]
-        color = "black" if label.startswith("real") else palette[i % len(palette)]
-        coords = [px(float(r[x_key]), float(r[y_key])) for r in pts]
-        if len(coords) > 1:
-            d.line(coords, fill=color, width=2)
-        for (cx, cy), r in zip(coords, pts, strict=True):
-            d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=color)
+        colour = "black" if label.startswith("real") else palette[i % len(palette)]
+        xs, ys = [float(r[x_key]) for r in pts], [float(r[y_key]) for r in pts]
+        ax.plot(xs, ys, "-o" if len(pts) > 1 else "o", color=colour, linewidth=2,
+                markersize=6, label=label[:36])
+        for x, y, r in zip(xs, ys, pts, strict=True):
             if r["temperature"] != "":
-                d.text((cx + 6, cy - 12), f"T={r['temperature']}", fill=color)
-        d.text((width - margin - 220, margin + 10 + 14 * i), label[:36], fill=color)
+                ax.annotate(f"T={r['temperature']}", (x, y), textcoords="offset points",
+                            xytext=(6, 6), fontsize=8, color=colour)
+    ax.margins(0.1)
+    ax.grid(True, color="#e5e5e5", linewidth=0.8)
+    ax.set_xlabel(f"{x_key} (lower = more diverse)")
+    ax.set_ylabel(f"{y_key} vs test split (higher = closer to real poems)")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    fig.savefig(path, format="png", metadata={"Software": None})
 
 
 def sweep_command(

@@ -1,0 +1,161 @@
+"""FID of N generated 32x32 RGB images against cached reference statistics: ganframe's ``fid``
+metric vs torchmetrics' ``FrechetInceptionDistance`` called directly, same network and weights,
+in the same run: images/s and peak RSS, each side in a fresh process.
+
+Both sides start from the same reference statistics (computed once, outside the clock):
+ganframe reads them from its safetensors cache; torchmetrics is given the reference images
+once with ``reset_real_features=False`` before the clock starts (its only way to keep a
+reference), so each side's clock covers the generated images' Inception pass and the FID.
+The Inception weights are random ones of the standard architecture (the real file is not
+needed to measure speed: the same 23.9 M parameters run the same operations); the FID values
+of both sides are printed and must agree.
+
+Run by hand (not part of ``bench/run.py``)::
+
+    python bench/inception_fid.py --n 10000                    # the full row (GPU advised)
+    python bench/inception_fid.py --n 100 --resize 299          # reduced, CPU
+    python bench/inception_fid.py --n 2500 --resize 75          # more images than features
+
+Cases alternate over ``--repeats``; medians are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def images(n: int, seed: int):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    x = torch.nn.functional.interpolate(x, size=32, mode="bilinear", align_corners=False)
+    return (x * 2 - 1).clamp(-1, 1)  # generated images are floats in [-1, 1]
+
+
+def batches(x, size: int):
+    for i in range(0, x.shape[0], size):
+        yield x[i:i + size]
+
+
+def case(which: str, args: argparse.Namespace, weights: Path, ref_folder: Path) -> dict:
+    """One timed run in this (fresh) process."""
+    import torch
+
+    from ganframe.builtin.image_features import to_uint8_rgb
+    from ganframe.builtin.image_metrics import InceptionMetric, InceptionMetricConfig
+    from ganframe.builtin.inception import FeatureHead, load_inception
+
+    fake = images(args.n, 2)
+    if which == "ganframe":
+        config = InceptionMetricConfig(folder=str(ref_folder), weights=str(weights),
+                                       resize=args.resize, batch_size=args.batch_size,
+                                       device=args.device)
+        metric = InceptionMetric("fid", config, None)
+        metric.reference()  # from the cache: outside the clock
+        metric.network()  # loaded outside the clock, as on the torchmetrics side
+        start = time.perf_counter()
+        with torch.no_grad():
+            value = metric.score_images(batches(fake, args.batch_size))["fid"]
+    else:
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        net = load_inception(weights, args.device, args.resize)
+        m = FrechetInceptionDistance(feature=FeatureHead(net, "pool"),
+                                     reset_real_features=False).to(args.device)
+        from ganframe.builtin.image_features import folder_batches, folder_files
+
+        with torch.no_grad():
+            for b in folder_batches(folder_files(ref_folder), args.batch_size):
+                m.update(b.to(args.device), real=True)
+        start = time.perf_counter()
+        with torch.no_grad():
+            for b in batches(fake, args.batch_size):
+                m.update(to_uint8_rgb(b).to(args.device), real=False)
+            value = float(m.compute())
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"case": which, "seconds": seconds, "images_per_s": args.n / seconds, "fid": value,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def prepare(args: argparse.Namespace, folder: Path) -> tuple[Path, Path]:
+    """Random weights of the architecture, a reference folder of PNGs, its cached stats."""
+    import torch
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from ganframe.builtin.image_features import to_uint8_rgb
+    from ganframe.builtin.image_metrics import InceptionMetric, InceptionMetricConfig
+    from ganframe.builtin.inception import FidInceptionV3
+
+    torch.manual_seed(0)
+    net = FidInceptionV3(args.resize)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    weights = folder / "inception-random.safetensors"
+    save_file(net.state_dict(), str(weights))
+    ref = folder / "reference"
+    ref.mkdir()
+    for i, im in enumerate(to_uint8_rgb(images(args.n_reference, 1))):
+        Image.fromarray(im.permute(1, 2, 0).numpy()).save(ref / f"{i:05d}.png")
+    config = InceptionMetricConfig(folder=str(ref), weights=str(weights), resize=args.resize,
+                                   batch_size=args.batch_size, device=args.device)
+    InceptionMetric("fid", config, None).reference()
+    return weights, ref
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--n-reference", type=int, default=None, help="default: --n")
+    p.add_argument("--resize", type=int, default=299)
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    p.add_argument("--dir", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.n_reference = args.n_reference or args.n
+    if args.case:
+        folder = Path(args.dir)
+        out = case(args.case, args, folder / "inception-random.safetensors",
+                   folder / "reference")
+        print(json.dumps(out))
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="ganframe-bench-fid-"))
+    os.environ["GANFRAME_CACHE"] = str(folder / "cache")
+    prepare(args, folder)
+    results: dict[str, list[dict]] = {"ganframe": [], "torchmetrics": []}
+    order = ["ganframe", "torchmetrics"]
+    for r in range(args.repeats):
+        for which in order[r % 2:] + order[:r % 2]:
+            options = [(f"--{k.replace('_', '-')}", str(v)) for k, v in vars(args).items()
+                       if k not in ("case", "dir", "repeats")]
+            cmd = [sys.executable, __file__, "--case", which, "--dir", str(folder),
+                   *(part for pair in options for part in pair)]
+            line = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                  env=os.environ).stdout.strip().splitlines()[-1]
+            results[which].append(json.loads(line))
+    for which, rows in results.items():
+        rate = statistics.median(r["images_per_s"] for r in rows)
+        rss = max(r["rss_mb"] for r in rows)
+        print(f"{which:13s} {rate:8.2f} img/s  peak RSS {rss:7.0f} MB  fid {rows[0]['fid']:.6f}"
+              f"  (n={args.n}, reference {args.n_reference}, {args.resize} px, "
+              f"{args.device}, threads {os.environ.get('OMP_NUM_THREADS', 'default')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
