@@ -261,7 +261,7 @@ def test_phased_recipe_round_trips(tmp_path, registry):
     doc = r.to_dict()
     assert tomllib.loads(tomlwrite.dumps(doc)) == doc
     assert [p["name"] for p in doc["phases"]] == ["warm", "main"]
-    assert doc["phases"][0]["loss"] == {"type": "hinge", "r1_gamma": 0.0}
+    assert doc["phases"][0]["loss"] == {"type": "hinge", "r1_gamma": 0.0, "aux_classifier": 0.0}
 
 
 def test_tomlwrite_quotes_awkward_keys_and_strings():

@@ -1039,8 +1039,8 @@ def test_recipe_names_in_validate_and_run_are_printed_as_text(tmp_path: Path, ph
     assert f"ok ([red]x[bold]: 1 phase(s): {printable(phase)})" in checked.stdout
     ran = invoke("run", path, "--out", tmp_path / "run", "--quiet")
     assert ran.exit_code == 0, (ran.stderr, ran.exception)
-    assert f"phase 1 '{printable(phase)}'" in ran.stderr
-    assert f"step 2 [{printable(phase)}]" in ran.stderr
+    assert f"phase 1/1 '{printable(phase)}'" in ran.stderr
+    assert f"step 2/2 (100%) [{printable(phase)}]" in ran.stderr
     assert "\x1b" not in ran.stderr + ran.stdout + checked.stdout
 
 
@@ -1049,7 +1049,7 @@ def test_quiet_lines_keep_the_phase_in_brackets(tmp_path: Path, toy) -> None:
     recipe, _ = toy
     result = invoke("run", recipe, "--out", tmp_path / "run", "--quiet")
     assert result.exit_code == 0, result.stderr
-    assert "step 2 [train] " in result.stderr
+    assert "step 2/4 (50%) [train] " in result.stderr
 
 
 def test_the_live_display_survives_markup_names(tmp_path: Path) -> None:
