@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
-import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from ganframe.testing_mirror import Mirror, serve_folder
 
 SPLIT_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -100,85 +99,11 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-class Mirror:
-    """A folder served over HTTP on 127.0.0.1 (``url(sub)`` gives a mirror base URL).
-
-    Like a real mirror it sends an ETag and answers ``Range`` requests (``If-Range`` honoured)
-    with 206 unless ``ranges`` is off; ``cut[path] = n`` makes the next response for ``path``
-    stop after ``n`` body bytes and drop the connection, as a flaky network does.
-    """
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = port
-        self.requests: list[str] = []
-        self.ranges_asked: list[str | None] = []
-        self.ranges = True
-        self.cut: dict[str, int] = {}
-
-    def url(self, sub: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{sub.strip('/')}/"
-
-
 @pytest.fixture
 def http_mirror(tmp_path: Path) -> Iterator[Mirror]:
-    root = tmp_path / "www"
-    root.mkdir()
-    holder: dict[str, Mirror] = {}
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, format: str, *args: object) -> None:
-            holder["m"].requests.append(self.path)
-
-        def do_GET(self) -> None:
-            mirror = holder["m"]
-            path = Path(self.translate_path(self.path))
-            if not path.is_file():
-                mirror.ranges_asked.append(self.headers.get("Range"))
-                return super().do_GET()  # the 404
-            data = path.read_bytes()
-            etag = f'"{md5(data)}"'
-            asked = self.headers.get("Range")
-            mirror.ranges_asked.append(asked)
-            start = 0
-            if asked and mirror.ranges and self.headers.get("If-Range", etag) == etag:
-                start = int(asked.removeprefix("bytes=").split("-")[0])
-                if start >= len(data):
-                    self.send_response(416)
-                    self.send_header("Content-Range", f"bytes */{len(data)}")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            body = data[start:]
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", etag)
-            self.end_headers()
-            cut = mirror.cut.pop(self.path, None)
-            if cut is None:
-                self.wfile.write(body)
-                return
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["m"] = Mirror(root, server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield holder["m"]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    """A folder served on 127.0.0.1 by the core's test mirror (ETags, ranges, cut transfers)."""
+    with serve_folder(tmp_path / "www") as mirror:
+        yield mirror
 
 
 @pytest.fixture
