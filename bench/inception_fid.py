@@ -3,9 +3,10 @@ metric vs torchmetrics' ``FrechetInceptionDistance`` called directly, same netwo
 in the same run: images/s and peak RSS, each side in a fresh process.
 
 Both sides start from the same reference statistics (computed once, outside the clock):
-ganframe reads them from its safetensors cache; torchmetrics is given the reference images
-once with ``reset_real_features=False`` before the clock starts (its only way to keep a
-reference), so each side's clock covers the generated images' Inception pass and the FID.
+ganframe reads them from its safetensors cache; torchmetrics gets the same cached features
+put into its running sums (``real_features_sum``, ``real_features_cov_sum``, the count: what
+its ``update(real=True)`` accumulates) with ``reset_real_features=False``, so each side's
+clock covers the generated images' Inception pass and the FID.
 The Inception weights are random ones of the standard architecture (the real file is not
 needed to measure speed: the same 23.9 M parameters run the same operations); the FID values
 of both sides are printed and must agree.
@@ -13,6 +14,7 @@ of both sides are printed and must agree.
 Run by hand (not part of ``bench/run.py``)::
 
     python bench/inception_fid.py --n 10000                    # the full row (GPU advised)
+    python bench/inception_fid.py --n 10000 --n-reference 5000 --side-by-side   # on 2 CPU cores
     python bench/inception_fid.py --n 100 --resize 299          # reduced, CPU
     python bench/inception_fid.py --n 2500 --resize 75          # more images than features
 
@@ -72,11 +74,16 @@ def case(which: str, args: argparse.Namespace, weights: Path, ref_folder: Path) 
         net = load_inception(weights, args.device, args.resize)
         m = FrechetInceptionDistance(feature=FeatureHead(net, "pool"),
                                      reset_real_features=False).to(args.device)
-        from ganframe.builtin.image_features import folder_batches, folder_files
-
-        with torch.no_grad():
-            for b in folder_batches(folder_files(ref_folder), args.batch_size):
-                m.update(b.to(args.device), real=True)
+        # The reference: the same cached features ganframe reads, put into torchmetrics'
+        # own running sums (what its update(real=True) accumulates, in float64), so neither
+        # side runs the reference images through the network inside or outside the clock.
+        config = InceptionMetricConfig(folder=str(ref_folder), weights=str(weights),
+                                       resize=args.resize, batch_size=args.batch_size,
+                                       device=args.device)
+        ref = InceptionMetric("fid", config, None).reference().features.double()
+        m.real_features_sum = ref.sum(dim=0).to(args.device)
+        m.real_features_cov_sum = (ref.T @ ref).to(args.device)
+        m.real_features_num_samples = torch.tensor(ref.shape[0], device=args.device)
         start = time.perf_counter()
         with torch.no_grad():
             for b in batches(fake, args.batch_size):
@@ -124,6 +131,8 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--side-by-side", action="store_true",
+                   help="run the two cases at the same time (one process each; needs 2 cores)")
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -139,13 +148,25 @@ def main() -> int:
     prepare(args, folder)
     results: dict[str, list[dict]] = {"ganframe": [], "torchmetrics": []}
     order = ["ganframe", "torchmetrics"]
+    options = [(f"--{k.replace('_', '-')}", str(v)) for k, v in vars(args).items()
+               if k not in ("case", "dir", "repeats", "side_by_side")]
+
+    def command(which: str) -> list[str]:
+        return [sys.executable, __file__, "--case", which, "--dir", str(folder),
+                *(part for pair in options for part in pair)]
+
     for r in range(args.repeats):
+        if args.side_by_side:  # both at once, one process each: same machine conditions
+            procs = {w: subprocess.Popen(command(w), stdout=subprocess.PIPE, text=True,
+                                         env=os.environ) for w in order}
+            for which, proc in procs.items():
+                out, _ = proc.communicate()
+                if proc.returncode:
+                    raise SystemExit(f"{which} case failed ({proc.returncode})")
+                results[which].append(json.loads(out.strip().splitlines()[-1]))
+            continue
         for which in order[r % 2:] + order[:r % 2]:
-            options = [(f"--{k.replace('_', '-')}", str(v)) for k, v in vars(args).items()
-                       if k not in ("case", "dir", "repeats")]
-            cmd = [sys.executable, __file__, "--case", which, "--dir", str(folder),
-                   *(part for pair in options for part in pair)]
-            line = subprocess.run(cmd, check=True, capture_output=True, text=True,
+            line = subprocess.run(command(which), check=True, capture_output=True, text=True,
                                   env=os.environ).stdout.strip().splitlines()[-1]
             results[which].append(json.loads(line))
     for which, rows in results.items():

@@ -296,6 +296,23 @@ def test_a_dataset_split_is_a_reference(weights):
 # -- weights: local copies, download, offline ------------------------------------------------
 
 
+def test_the_network_has_the_real_weights_names_shapes_and_file_size():
+    """The real file cannot be downloaded here, but its record section (names, shapes,
+    dtypes, in storage order) was read from a public partial copy with ganframe's own
+    legacy-layout reader (tests/data/README.md): the module must take exactly those tensors,
+    and that layout must add up to the pinned size of the standard file."""
+    layout = json.loads((Path(__file__).parent / "data" / "fid-inception-layout.json")
+                        .read_text())
+    own = inception.FidInceptionV3(inception.INPUT_SIZE).state_dict()
+    expected = {name: (shape, dtype) for name, shape, dtype in layout["tensors"]}
+    assert {k: (list(v.shape), str(v.dtype).removeprefix("torch."))
+            for k, v in own.items()} == expected
+    size = layout["header_bytes"] + sum(
+        8 + int(np.prod(shape)) * getattr(torch, dtype).itemsize
+        for _, shape, dtype in layout["tensors"])
+    assert size == inception.STANDARD_BYTES
+
+
 @pytest.fixture
 def served(tmp_path, weights, monkeypatch):
     data = weights.read_bytes()
@@ -338,6 +355,16 @@ def test_download_with_a_wrong_sha256_is_refused(served, cache, monkeypatch):
     assert not (cache / "inception" / inception.WEIGHTS_NAME).exists()
 
 
+def test_the_standard_hash_and_size_are_checked_on_download(served, cache, monkeypatch):
+    # the pinned standard weights: a served file of another size and hash is refused
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256", inception.STANDARD_SHA256)
+    with pytest.raises(UserError) as err:
+        inception.locate_weights(urls=url_of(served), progress=False)
+    text = str(err.value)
+    assert inception.WEIGHTS_NAME in text and "mismatch" in text
+    assert not (cache / "inception" / inception.WEIGHTS_NAME).exists()
+
+
 def test_only_the_hash_prefix_known_is_checked_too(served, cache, monkeypatch):
     monkeypatch.setattr(inception, "WEIGHTS_SHA256", None)
     with pytest.raises(UserError, match="expected 6726825d"):
@@ -357,7 +384,9 @@ def test_offline_names_the_file_where_to_put_it_and_its_hash(cache):
         inception.locate_weights(urls=urls, progress=False)
     text = str(err.value)
     assert inception.WEIGHTS_NAME in text and str(cache / "inception") in text
-    assert "sha256" in text and "6726825d" in text
+    # the whole pinned hash, so a user can check a copy fetched by hand
+    assert f"sha256 {inception.WEIGHTS_SHA256}" in text
+    assert inception.WEIGHTS_SHA256.startswith(inception.WEIGHTS_SHA256_PREFIX)
     with pytest.raises(UserError, match="downloading is off"):
         inception.locate_weights(download=False)
 
@@ -427,6 +456,15 @@ def test_fid_command_two_folders_json_and_table(tmp_path, weights, monkeypatch):
     assert result.exit_code == 0, result.output
     values = json.loads(result.output)
     assert values["fid"] > 0 and 0 <= values["precision"] <= 1 and values["n_samples"] == 12
+    # random weights: the report says they are not the standard file
+    assert "not the standard" in values["weights"] and weights.name in values["weights"]
+    import hashlib
+
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256",
+                        hashlib.sha256(weights.read_bytes()).hexdigest())
+    standard = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert standard["weights"].startswith(inception.WEIGHTS_NAME + " (standard")
+    assert standard["fid"] == values["fid"]
     table = CliRunner().invoke(app, args)
     assert table.exit_code == 0 and "fid" in table.output and "recall" in table.output
     bad = CliRunner().invoke(app, ["fid", str(a), "no-such-dataset:test", "--weights",

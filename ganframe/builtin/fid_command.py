@@ -65,7 +65,10 @@ def fid(
         raise UserError(_first_error(exc)) from None
     metric = InceptionMetric(stats[0], config, ctx)
     values = metric.score_images(_measured(a, n, batch_size, device, seed, ctx), seed)
-    values = {"a": a, "b": b, **values}
+    from ganframe.builtin.inception import describe_weights
+
+    assert metric.weights is not None  # not optional here: a missing file has raised
+    values = {"a": a, "b": b, **values, "weights": describe_weights(metric.weights)}
     if as_json:
         sys.stdout.write(json.dumps(values, indent=2) + "\n")
         return

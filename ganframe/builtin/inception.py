@@ -36,10 +36,11 @@ from torch import Tensor, nn
 
 from ganframe.errors import UserError
 
-#: The standard FID weights: file name, where they are published, and what is known of their
-#: hash. torch.hub names files ``<name>-<first 8 hex digits of the sha256>.pth`` and checks
-#: that prefix; the full sha256 was not available when this was written, so the prefix is
-#: what is checked unless ``WEIGHTS_SHA256`` is set (or ``GANFRAME_INCEPTION_SHA256``).
+#: The standard FID weights: file name, where they are published, and their hash. torch.hub
+#: names files ``<name>-<first 8 hex digits of the sha256>.pth`` and checks only that prefix;
+#: ganframe checks the whole sha256 and size, which several independent projects pin for
+#: both releases (the same 95,628,359 bytes). ``GANFRAME_INCEPTION_SHA256`` overrides it; with
+#: ``WEIGHTS_SHA256 = None`` only the prefix would be checked.
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URLS: tuple[str, ...] = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -47,7 +48,9 @@ WEIGHTS_URLS: tuple[str, ...] = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth",
 )
-WEIGHTS_SHA256: str | None = None
+STANDARD_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+STANDARD_BYTES = 95_628_359
+WEIGHTS_SHA256: str | None = STANDARD_SHA256
 WEIGHTS_SHA256_PREFIX = "6726825d"
 SHA256_ENV = "GANFRAME_INCEPTION_SHA256"
 #: The folder, inside ``$GANFRAME_DATA`` and inside the user cache, that holds the weights.
@@ -338,6 +341,16 @@ def weights_id(path: Path) -> str:
     return _HASHES[key]
 
 
+def describe_weights(path: Path) -> str:
+    """Which weights a score was computed with, for its report: published FID, KID and IS
+    numbers are only comparable when this is the standard file."""
+    digest = weights_id(path)
+    if digest == expected_sha256():
+        return f"{WEIGHTS_NAME} (standard, sha256 {digest[:12]}...)"
+    return (f"{Path(path).name} (sha256 {digest[:12]}..., not the standard {WEIGHTS_NAME}: "
+            "values are comparable with published ones only if it holds the same tensors)")
+
+
 def _places(data_root: Path | None) -> list[Path]:
     """Where the weights are looked for, in order: ``$GANFRAME_DATA/inception/``, then the
     user cache's ``inception/`` (where a download goes)."""
@@ -393,7 +406,8 @@ def locate_weights(explicit: str | Path | None = None, *, data_root: Path | None
     from ganframe.download import fetch_file
 
     full = expected_sha256()
-    return fetch_file(list(urls or WEIGHTS_URLS), target, sha256=full,
+    size = STANDARD_BYTES if full == STANDARD_SHA256 else None  # fails fast on a wrong file
+    return fetch_file(list(urls or WEIGHTS_URLS), target, sha256=full, size=size,
                       verify=None if full else _check_prefix,
                       label="FID Inception weights " + WEIGHTS_NAME, progress=progress,
                       hint=advice)
