@@ -9,7 +9,9 @@ its ``update(real=True)`` accumulates) with ``reset_real_features=False``, so ea
 clock covers the generated images' Inception pass and the FID.
 The Inception weights are random ones of the standard architecture (the real file is not
 needed to measure speed: the same 23.9 M parameters run the same operations); the FID values
-of both sides are printed and must agree.
+of both sides are printed and must agree. ganframe runs the network channels-last (its
+loader's choice); the torchmetrics side runs it in PyTorch's default layout, as torchmetrics'
+own extractor does.
 
 Run by hand (not part of ``bench/run.py``)::
 
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,7 +74,10 @@ def case(which: str, args: argparse.Namespace, weights: Path, ref_folder: Path) 
     else:
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        net = load_inception(weights, args.device, args.resize)
+        # the network as torchmetrics' own extractor (torch-fidelity's) runs it: PyTorch's
+        # default memory layout; ganframe's loader puts it in channels-last
+        net = load_inception(weights, args.device, args.resize).to(
+            memory_format=torch.contiguous_format)
         m = FrechetInceptionDistance(feature=FeatureHead(net, "pool"),
                                      reset_real_features=False).to(args.device)
         # The reference: the same cached features ganframe reads, put into torchmetrics'
@@ -144,6 +150,13 @@ def main() -> int:
         print(json.dumps(out))
         return 0
     folder = Path(tempfile.mkdtemp(prefix="ganframe-bench-fid-"))
+    try:
+        return measure(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, folder: Path) -> int:
     os.environ["GANFRAME_CACHE"] = str(folder / "cache")
     prepare(args, folder)
     results: dict[str, list[dict]] = {"ganframe": [], "torchmetrics": []}

@@ -312,7 +312,9 @@ def load_inception(path: Path, device: torch.device | str = "cpu",
         first = str(exc).splitlines()[0:3]
         raise UserError(f"{path}: not the FID Inception weights ({' '.join(first)[:300]}); "
                         f"expected {WEIGHTS_NAME}.") from None
-    return net.to(device).eval()
+    # channels-last convolutions: the same features (to float rounding) about 1.4x faster
+    # on a CPU (oneDNN; bench/inception_fid.py) and what tensor cores want on a GPU
+    return net.to(device=device, memory_format=torch.channels_last).eval()
 
 
 def expected_sha256() -> str | None:
