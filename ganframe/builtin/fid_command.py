@@ -67,8 +67,9 @@ def fid(
     values = metric.score_images(_measured(a, n, batch_size, device, seed, ctx), seed)
     from ganframe.builtin.inception import describe_weights
 
-    assert metric.weights is not None  # not optional here: a missing file has raised
-    values = {"a": a, "b": b, **values, "weights": describe_weights(metric.weights)}
+    values = {"a": a, "b": b, **values}
+    if metric.weights is not None:  # always here: the metric is not optional
+        values["weights"] = describe_weights(metric.weights)
     if as_json:
         sys.stdout.write(json.dumps(values, indent=2) + "\n")
         return
