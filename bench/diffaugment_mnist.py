@@ -37,11 +37,12 @@ def case_name(policy: str) -> str:
     return "plain" if policy == "none" else policy.replace(",", "-")
 
 
-def run_case(policy: str, seed: int, steps: int, limit: int, out: Path) -> Path:
+def run_case(policy: str, seed: int, steps: int, limit: int, out: Path,
+             extra: list[str]) -> Path:
     """Train one case with ``ganframe run``; returns its last checkpoint."""
     folder = out / f"{case_name(policy)}-seed{seed}"
     sets = [f"seed={seed}", f"train.steps={steps}", f"data.limit={limit}", "metrics=[]",
-            "train.sample_every=0", f"train.checkpoint_every={steps}", 'device="cpu"']
+            "train.sample_every=0", f"train.checkpoint_every={steps}", 'device="cpu"', *extra]
     if policy != "none":
         sets.append(f'train.augment="{policy}"')
     cmd = [sys.executable, "-m", "ganframe", "run", "dcgan-mnist", "-o", str(folder),
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", nargs="+", default=["none", POLICY],
                         help="train.augment policies to compare ('none': no augmentation)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override for every case (e.g. optim.critic.lr=2e-3)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/diffaugment"))
     parser.add_argument("--quick", action="store_true", help="20 steps, 500 samples, 1 seed")
     args = parser.parse_args(argv)
@@ -82,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     cases = [(policy, seed) for seed in args.seeds for policy in args.policies]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        ckpts = list(pool.map(lambda c: run_case(c[0], c[1], args.steps, args.limit, args.out),
-                              cases))
+        ckpts = list(pool.map(
+            lambda c: run_case(c[0], c[1], args.steps, args.limit, args.out, args.sets), cases))
     rows = [{"augment": policy, "seed": seed, "steps": args.steps, "limit": args.limit,
+             "sets": args.sets,
              **score(ckpt, args.samples)}
             for (policy, seed), ckpt in zip(cases, ckpts, strict=True)]
     (args.out / "diffaugment.json").write_text(json.dumps(rows, indent=1) + "\n")
