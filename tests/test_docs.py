@@ -190,6 +190,7 @@ _FOREIGN_OPTIONS = {
     "--standalone", "--nproc-per-node", "--nnodes", "--rdzv-backend", "--rdzv-endpoint",
     "--rdzv-id", "--check", "--all-plugins", "--docs",
     "--repeats", "--quick", "--only",  # bench/run.py and bench/startup.py
+    "--side-by-side",  # bench/inception_fid.py
     "--logdir",  # tensorboard's (docs/running.md, the tensorboard logger)
 }
 
